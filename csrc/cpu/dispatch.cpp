@@ -1,0 +1,75 @@
+// The one place where a CPU ISA is chosen: a table per ISA, best first, filtered by what this CPU runs.
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels.h"
+
+namespace lfm25::cpu {
+namespace {
+
+#define LFM25_TABLE(ISA) \
+  KernelTable { #ISA, short_conv_##ISA, short_conv_update_##ISA, qk_norm_rope_append_##ISA, gqa_decode_##ISA, rms_norm_##ISA }
+
+struct Entry {
+  KernelTable table;
+  bool (*supported)();
+};
+
+bool always() { return true; }
+#if defined(LFM25_CPU_X86_SIMD)
+bool has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"); }
+bool has_avx512() {
+  return has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+}
+#endif
+
+const Entry kEntries[] = {
+#if defined(LFM25_CPU_X86_SIMD)
+    {LFM25_TABLE(avx512), has_avx512},
+    {LFM25_TABLE(avx2), has_avx2},
+#endif
+#if defined(LFM25_CPU_NEON)
+    {LFM25_TABLE(neon), always},
+#endif
+    {LFM25_TABLE(portable), always},
+};
+
+struct Available {
+  const char* names[sizeof(kEntries) / sizeof(kEntries[0])];
+  int count = 0;
+  Available() {
+    for (const Entry& e : kEntries)
+      if (e.supported()) names[count++] = e.table.isa;
+  }
+};
+
+const Available& available() {
+  static const Available a;
+  return a;
+}
+
+const KernelTable* find(const char* isa) {
+  for (const Entry& e : kEntries)
+    if (std::strcmp(e.table.isa, isa) == 0) return e.supported() ? &e.table : nullptr;
+  return nullptr;
+}
+
+}  // namespace
+
+const char* const* available_isas(int* count) {
+  *count = available().count;
+  return available().names;
+}
+
+const KernelTable* kernel_table(const char* isa) {
+  if (isa && *isa) return find(isa);
+  static const KernelTable* best = [] {
+    const char* forced = std::getenv("LFM25_CPU_ISA");
+    if (forced && *forced) return find(forced);
+    return find(available().names[0]);
+  }();
+  return best;
+}
+
+}  // namespace lfm25::cpu

@@ -1,0 +1,101 @@
+// The ISA-independent half of gqa_decode on the CPU: split-KV work items, token addressing (contiguous or
+// paged cache) and the log-sum-exp combine. Each ISA supplies `SplitFn`, the attention of one query-head
+// group over one token range, so the splitting rule and the combine are written once.
+//
+// Work item = (sequence b, KV head, token split). Each reads its K/V rows once for all G = Hq/Hkv query heads
+// of the group. Splits are at least kMinSplit tokens and there are enough of them for about 4 items per
+// thread, so batch 1 with a long context still uses every thread.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "numeric.h"
+#include "parallel.h"
+
+namespace lfm25::cpu {
+
+struct GqaCacheView {
+  const GqaDecodeParams& p;
+  // Offset (in elements) of token t of sequence b, KV head h, in k_cache or v_cache.
+  int64_t offset(int64_t b, int64_t t, int64_t h) const {
+    const int64_t block = p.block_table ? p.block_table[b * p.block_table_stride + t / p.block_size] : b;
+    return block * p.cache_block_stride + (t % p.block_size) * p.cache_token_stride + h * p.cache_head_stride;
+  }
+  // Number of consecutive tokens from t that stay in t's block (and are therefore evenly strided).
+  int64_t run_length(int64_t t, int64_t end) const {
+    return std::min(end, (t / p.block_size + 1) * p.block_size) - t;
+  }
+};
+
+// Partial result of one split for G query heads: running max m, sum of exp l, unnormalised acc[d].
+struct GqaPartial {
+  float* m;
+  float* l;
+  float* acc;  // [G, d]
+};
+
+// SplitFn(int64_t b, int64_t kv_head, int64_t t0, int64_t t1, GqaPartial out) fills m, l and acc for the
+// G query heads of kv_head over tokens [t0, t1) (t1 > t0).
+template <DType DT, class SplitFn>
+Status gqa_decode_drive(const GqaDecodeParams& p, SplitFn&& split) {
+  using S = Storage<DT>;
+  constexpr int64_t kMinSplit = 256;
+  const int64_t B = p.batch, Hkv = p.n_kv_heads, G = p.n_q_heads / p.n_kv_heads, d = p.head_dim;
+  const int64_t threads = std::max(p.num_threads, 1);
+
+  int64_t max_len = 0;
+  for (int64_t b = 0; b < B; ++b) max_len = std::max<int64_t>(max_len, p.seq_lens[b]);
+  const int64_t want = (4 * threads + B * Hkv - 1) / (B * Hkv);
+  const int64_t n_split = std::max<int64_t>(1, std::min(want, (max_len + kMinSplit - 1) / kMinSplit));
+  const int64_t split_len = std::max<int64_t>(1, (max_len + n_split - 1) / n_split);
+
+  const int64_t n_items = B * Hkv * n_split;
+  std::vector<float> ml(size_t(n_items * G * 2)), acc(size_t(n_items * G * d));
+  parallel_for(n_items, p.num_threads, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t b = i / (Hkv * n_split), h = i / n_split % Hkv, s = i % n_split;
+      const int64_t t0 = s * split_len, t1 = std::min<int64_t>(p.seq_lens[b], t0 + split_len);
+      GqaPartial part{ml.data() + i * G * 2, ml.data() + i * G * 2 + G, acc.data() + i * G * d};
+      if (t1 <= t0) {
+        std::fill(part.m, part.m + G, -INFINITY);
+        std::fill(part.l, part.l + G, 0.0f);
+        continue;
+      }
+      split(b, h, t0, t1, part);
+    }
+  });
+
+  // combine: out = sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M); an empty sequence gives zeros.
+  using T = typename S::T;
+  T* out = static_cast<T*>(p.out);
+  parallel_for(B * Hkv, p.num_threads, 16, [&](int64_t j0, int64_t j1) {
+    std::vector<float> o(static_cast<size_t>(d));
+    for (int64_t j = j0; j < j1; ++j) {
+      for (int64_t g = 0; g < G; ++g) {
+        const int64_t first = j * n_split;
+        float M = -INFINITY;
+        for (int64_t s = 0; s < n_split; ++s) M = std::max(M, ml[size_t((first + s) * G * 2 + g)]);
+        std::fill(o.begin(), o.end(), 0.0f);
+        float L = 0.0f;
+        if (M != -INFINITY) {
+          for (int64_t s = 0; s < n_split; ++s) {
+            const int64_t it = first + s;
+            const float m = ml[size_t(it * G * 2 + g)];
+            if (m == -INFINITY) continue;
+            const float f = std::exp(m - M);
+            L += ml[size_t(it * G * 2 + G + g)] * f;
+            const float* a = acc.data() + (it * G + g) * d;
+            for (int64_t c = 0; c < d; ++c) o[size_t(c)] += a[c] * f;
+          }
+        }
+        const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+        T* dst = out + (j * G + g) * d;  // (b * Hkv + h) * G + g == b * Hq + query head
+        for (int64_t c = 0; c < d; ++c) dst[c] = S::store(o[size_t(c)] * inv);
+      }
+    }
+  });
+  return Status::kOk;
+}
+
+}  // namespace lfm25::cpu

@@ -1,0 +1,44 @@
+// Turn runtime values that shape the inner loops (dtype, conv width, head_dim) into template arguments.
+// An unsupported value returns the Status naming it instead of calling the body.
+#pragma once
+#include "lfm25/ops.h"
+
+#define LFM25_DTYPE_SWITCH(DTYPE_VALUE, NAME, ...)                 \
+  [&]() -> ::lfm25::Status {                                        \
+    switch (DTYPE_VALUE) {                                          \
+      case ::lfm25::DType::kF32: {                                  \
+        constexpr ::lfm25::DType NAME = ::lfm25::DType::kF32;       \
+        return __VA_ARGS__();                                       \
+      }                                                             \
+      case ::lfm25::DType::kF16: {                                  \
+        constexpr ::lfm25::DType NAME = ::lfm25::DType::kF16;       \
+        return __VA_ARGS__();                                       \
+      }                                                             \
+      case ::lfm25::DType::kBF16: {                                 \
+        constexpr ::lfm25::DType NAME = ::lfm25::DType::kBF16;      \
+        return __VA_ARGS__();                                       \
+      }                                                             \
+    }                                                               \
+    return ::lfm25::Status::kUnsupportedDType;                      \
+  }()
+
+#define LFM25_WIDTH_SWITCH(WIDTH_VALUE, NAME, ...)                  \
+  [&]() -> ::lfm25::Status {                                        \
+    switch (WIDTH_VALUE) {                                          \
+      case 2: { constexpr int NAME = 2; return __VA_ARGS__(); }     \
+      case 3: { constexpr int NAME = 3; return __VA_ARGS__(); }     \
+      case 4: { constexpr int NAME = 4; return __VA_ARGS__(); }     \
+    }                                                               \
+    return ::lfm25::Status::kUnsupportedShape;                      \
+  }()
+
+#define LFM25_HEAD_DIM_SWITCH(HEAD_DIM_VALUE, NAME, ...)            \
+  [&]() -> ::lfm25::Status {                                        \
+    switch (HEAD_DIM_VALUE) {                                       \
+      case 32: { constexpr int NAME = 32; return __VA_ARGS__(); }   \
+      case 64: { constexpr int NAME = 64; return __VA_ARGS__(); }   \
+      case 96: { constexpr int NAME = 96; return __VA_ARGS__(); }   \
+      case 128: { constexpr int NAME = 128; return __VA_ARGS__(); } \
+    }                                                               \
+    return ::lfm25::Status::kUnsupportedShape;                      \
+  }()

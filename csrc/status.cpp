@@ -1,0 +1,22 @@
+// Human-readable text for each Status; the binding puts it in the exception it raises.
+#include "lfm25/ops.h"
+
+namespace lfm25 {
+
+const char* status_message(Status s) {
+  switch (s) {
+    case Status::kOk: return "ok";
+    case Status::kUnsupportedDType: return "unsupported dtype";
+    case Status::kUnsupportedShape: return "unsupported size (conv width must be 2..4, head_dim 32, 64, 96 or 128)";
+    case Status::kBadStateIndex: return "state_indices holds a value outside [-1, number of state slots)";
+    case Status::kBadCuSeqlens: return "cu_seqlens must start at 0, never decrease and end at the number of tokens";
+    case Status::kBadSlot: return "slot_mapping holds a value outside [-1, number of cache slots)";
+    case Status::kBadPosition: return "positions holds a negative value";
+    case Status::kBadSeqLen: return "seq_lens holds a value outside [0, cache capacity of the sequence]";
+    case Status::kBadBlockTable: return "block_table holds a block index outside [0, number of blocks) for a used block";
+    case Status::kCudaError: return "CUDA error";
+  }
+  return "unknown status";
+}
+
+}  // namespace lfm25

@@ -1,0 +1,30 @@
+"""lfm25-kernels: fused CPU and CUDA kernels for Liquid AI's LFM2 / LFM2.5 models.
+
+Ops (DESIGN.md section 2): short_conv, short_conv_update, qk_norm_rope_append, gqa_decode, rms_norm. Each
+is also registered as torch.ops.lfm25.<name>. `reference` holds the PyTorch reference of each.
+"""
+from . import _C, _library, reference  # noqa: F401  (_library registers torch.ops.lfm25.*)
+from .ops import cpu_isa, gqa_decode, qk_norm_rope_append, rms_norm, short_conv, short_conv_update
+
+__version__ = "0.1.0"
+
+
+def available_isas() -> list[str]:
+    """CPU kernel tables this CPU can run, best first (e.g. ["avx512", "avx2", "portable"])."""
+    return _C.available_isas()
+
+
+def default_isa() -> str:
+    """The CPU kernel table the ops use (the LFM25_CPU_ISA environment variable overrides the best)."""
+    return _C.default_isa()
+
+
+def cuda_available() -> bool:
+    """True when the extension was built with CUDA kernels and a CUDA device is present."""
+    import torch
+
+    return bool(_C.with_cuda) and torch.cuda.is_available()
+
+
+__all__ = ["short_conv", "short_conv_update", "qk_norm_rope_append", "gqa_decode", "rms_norm", "reference",
+           "cpu_isa", "available_isas", "default_isa", "cuda_available"]

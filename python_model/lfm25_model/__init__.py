@@ -1,0 +1,1 @@
+"""Thin LFM2 model (see issue 6)."""
