@@ -1,0 +1,48 @@
+"""Every place an op can run, as test parameters: each CPU kernel table of this machine, the aarch64 kernels
+under qemu (tests/neon), and the CUDA kernels when a GPU is present. Tests build inputs on the CPU, move them
+to `backend.device`, run the op inside `backend.context()` and compare with reference.py on the CPU."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, ContextManager
+
+import pytest
+import torch
+
+import lfm25_kernels
+from lfm25_kernels import ops
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    device: str
+    context: Callable[[], ContextManager]
+
+    def __repr__(self):
+        return self.name
+
+
+def _cpu(isa: str) -> Backend:
+    return Backend(f"cpu-{isa}", "cpu", lambda: ops.cpu_isa(isa))
+
+
+def all_backends() -> list:
+    found = [pytest.param(_cpu(isa), id=f"cpu-{isa}") for isa in lfm25_kernels.available_isas()]
+    found.append(pytest.param(Backend("cuda", "cuda", contextlib.nullcontext), id="cuda",
+                              marks=[pytest.mark.cuda, pytest.mark.skipif(
+                                  not lfm25_kernels.cuda_available(), reason="no CUDA GPU or CUDA kernels")]))
+    return found
+
+
+BACKENDS = all_backends()
+
+
+def to(backend: Backend, *tensors):
+    out = tuple(None if t is None else t.to(backend.device) for t in tensors)
+    return out if len(out) != 1 else out[0]
+
+
+def randn(*shape, dtype=torch.float32, scale=1.0, gen=None):
+    return (torch.randn(*shape, generator=gen) * scale).to(dtype)
