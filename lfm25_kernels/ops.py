@@ -215,8 +215,8 @@ def qk_norm_rope_append(q: Tensor, k: Tensor, v: Tensor, q_norm_weight: Tensor, 
     c.tensor("k", k, ndim=3, dtype=dt, device=dev)
     Hkv = k.shape[1]
     c.tensor("k", k, shape=(N, Hkv, d))
+    c.value("q", Hkv > 0 and Hq % Hkv == 0, f"of a head count that is a multiple of the {Hkv} KV heads", Hq)
     c.tensor("v", v, ndim=3, dtype=dt, device=dev, shape=(N, Hkv, d))
-    c.value("q", Hkv > 0 and Hq % Hkv == 0, f"a multiple of the {Hkv} KV heads in heads", Hq)
     for name, w in (("q_norm_weight", q_norm_weight), ("k_norm_weight", k_norm_weight)):
         c.tensor(name, w, ndim=1, device=dev, shape=(d,))
         _weight_dtype(c, w, dt, name)

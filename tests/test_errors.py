@@ -1,0 +1,143 @@
+"""Every bad input of each op raises the documented exception, naming the argument, and leaves the
+in-place tensors (conv state, KV caches) untouched."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import lfm25_kernels as L
+
+from backends import BACKENDS, to
+
+D, K = 8, 3
+i32 = lambda *v: torch.tensor(v, dtype=torch.int32)
+
+
+def conv_args():
+    return dict(bcx=torch.randn(2, 5, 3 * D), weight=torch.randn(D, K), conv_state=torch.randn(3, K - 1, D))
+
+
+def packed_args():
+    return dict(bcx=torch.randn(6, 3 * D), weight=torch.randn(D, K), conv_state=torch.randn(3, K - 1, D),
+                cu_seqlens=i32(0, 2, 6), state_indices=i32(0, 2), has_initial_state=torch.tensor([True, False]))
+
+
+def update_args():
+    return dict(bcx=torch.randn(2, 3 * D), weight=torch.randn(D, 1, K), conv_state=torch.randn(3, K - 1, D),
+                state_indices=i32(1, 0))
+
+
+def append_args():
+    n, hq, hkv, d = 3, 4, 2, 32
+    return dict(q=torch.randn(n, hq, d), k=torch.randn(n, hkv, d), v=torch.randn(n, hkv, d),
+                q_norm_weight=torch.ones(d), k_norm_weight=torch.ones(d), positions=i32(0, 1, 2),
+                k_cache=torch.zeros(2, 8, hkv, d), v_cache=torch.zeros(2, 8, hkv, d), slot_mapping=i32(0, 9, -1))
+
+
+def decode_args():
+    return dict(q=torch.randn(2, 4, 64), k_cache=torch.randn(4, 16, 2, 64), v_cache=torch.randn(4, 16, 2, 64),
+                seq_lens=i32(3, 20), block_table=i32(0, 1, 2, 3).view(2, 2))
+
+
+def norm_args():
+    return dict(x=torch.randn(4, D), weight=torch.ones(D), eps=1e-5, residual=torch.randn(4, D))
+
+
+OPS = {
+    "short_conv": (L.short_conv, conv_args),
+    "short_conv_packed": (L.short_conv, packed_args),
+    "short_conv_update": (L.short_conv_update, update_args),
+    "qk_norm_rope_append": (L.qk_norm_rope_append, append_args),
+    "gqa_decode": (L.gqa_decode, decode_args),
+    "rms_norm": (L.rms_norm, norm_args),
+}
+
+# (op, argument, bad value as a function of the good arguments, exception, text the message must contain)
+BAD = [
+    ("short_conv", "bcx", lambda a: a["bcx"].numpy(), TypeError, "bcx must be a torch.Tensor"),
+    ("short_conv", "bcx", lambda a: a["bcx"].to(torch.float64), TypeError, "bcx must be of dtype"),
+    ("short_conv", "bcx", lambda a: a["bcx"][0], ValueError, "bcx must be a 3-D tensor"),
+    ("short_conv", "bcx", lambda a: a["bcx"][..., :-1], ValueError, "bcx must be of width 3*D"),
+    ("short_conv", "bcx", lambda a: a["bcx"].transpose(1, 2).contiguous().transpose(1, 2), ValueError,
+     "bcx must be contiguous in its last dimension"),
+    ("short_conv", "weight", lambda a: a["weight"][:-1], ValueError, "weight must be of shape"),
+    ("short_conv", "weight", lambda a: torch.randn(D, 5), ValueError, "weight must be of width K in 2..4"),
+    ("short_conv", "weight", lambda a: a["weight"].half(), TypeError, "weight must be of dtype"),
+    ("short_conv", "weight", lambda a: torch.randn(D, 2, K), ValueError, "weight must be [D, K] or [D, 1, K]"),
+    ("short_conv", "conv_state", lambda a: a["conv_state"][:, :1], ValueError, "conv_state must be of shape"),
+    ("short_conv", "conv_state", lambda a: a["conv_state"][:1], ValueError, "conv_state must be of at least 2 slots"),
+    ("short_conv", "conv_state", lambda a: a["conv_state"].double(), TypeError, "conv_state must be of dtype"),
+    ("short_conv", "state_indices", lambda a: i32(0), ValueError, "state_indices must be of shape [2]"),
+    ("short_conv", "state_indices", lambda a: torch.tensor([0, 1]), TypeError, "state_indices must be of dtype torch.int32"),
+    ("short_conv", "state_indices", lambda a: i32(0, 3), ValueError, "state_indices holds a value outside"),
+    ("short_conv", "state_indices", lambda a: i32(-2, 0), ValueError, "state_indices holds a value outside"),
+    ("short_conv", "has_initial_state", lambda a: torch.tensor([1, 0], dtype=torch.int32), TypeError,
+     "has_initial_state must be of dtype torch.bool"),
+    ("short_conv_packed", "bcx", lambda a: a["bcx"].unsqueeze(0), ValueError, "bcx must be a 2-D tensor"),
+    ("short_conv_packed", "cu_seqlens", lambda a: i32(0, 4, 2), ValueError, "cu_seqlens must start at 0, never decrease"),
+    ("short_conv_packed", "cu_seqlens", lambda a: i32(0, 2, 7), ValueError, "cu_seqlens must start at 0"),
+    ("short_conv_packed", "cu_seqlens", lambda a: i32(1, 2, 6), ValueError, "cu_seqlens must start at 0"),
+    ("short_conv_packed", "cu_seqlens", lambda a: i32(0, 2, 4, 6), ValueError, "state_indices must be of shape [3]"),
+    ("short_conv_update", "bcx", lambda a: a["bcx"].unsqueeze(1), ValueError, "bcx must be a 2-D tensor"),
+    ("short_conv_update", "conv_state", lambda a: a["conv_state"].half(), TypeError, "conv_state must be of dtype"),
+    ("short_conv_update", "state_indices", lambda a: i32(1, 5), ValueError, "state_indices holds a value outside"),
+    ("qk_norm_rope_append", "q", lambda a: torch.randn(3, 4, 48), ValueError, "q must be of head_dim in"),
+    ("qk_norm_rope_append", "k", lambda a: torch.randn(3, 3, 32), ValueError, "q must be of a head count that is a multiple of the 3 KV heads"),
+    ("qk_norm_rope_append", "v", lambda a: torch.randn(2, 2, 32), ValueError, "v must be of shape [3, 2, 32]"),
+    ("qk_norm_rope_append", "k", lambda a: a["k"].half(), TypeError, "k must be of dtype torch.float32"),
+    ("qk_norm_rope_append", "q_norm_weight", lambda a: torch.ones(16), ValueError, "q_norm_weight must be of shape [32]"),
+    ("qk_norm_rope_append", "positions", lambda a: i32(0, -1, 2), ValueError, "positions holds a negative value"),
+    ("qk_norm_rope_append", "slot_mapping", lambda a: i32(0, 16, 1), ValueError, "slot_mapping holds a value outside"),
+    ("qk_norm_rope_append", "slot_mapping", lambda a: i32(0, 1), ValueError, "slot_mapping must be of shape [3]"),
+    ("qk_norm_rope_append", "v_cache", lambda a: torch.zeros(2, 4, 2, 32), ValueError, "v_cache must be of shape"),
+    ("qk_norm_rope_append", "k_cache", lambda a: torch.zeros(2, 8, 3, 32), ValueError, "k_cache must be of shape"),
+    ("gqa_decode", "q", lambda a: torch.randn(2, 3, 64), ValueError, "q must be of a head count that is a multiple"),
+    ("gqa_decode", "q", lambda a: torch.randn(2, 4, 80), ValueError, "q must be of head_dim in"),
+    ("gqa_decode", "seq_lens", lambda a: i32(3, 33), ValueError, "seq_lens holds a value outside"),
+    ("gqa_decode", "seq_lens", lambda a: i32(-1, 3), ValueError, "seq_lens holds a value outside"),
+    ("gqa_decode", "block_table", lambda a: i32(0, 1, 2, 7).view(2, 2), ValueError, "block_table holds a block index"),
+    ("gqa_decode", "block_table", lambda a: i32(0, 1).view(1, 2), ValueError, "block_table must be of shape [2, *]"),
+    ("gqa_decode", "v_cache", lambda a: a["v_cache"].half(), TypeError, "v_cache must be of dtype"),
+    ("rms_norm", "weight", lambda a: torch.ones(D + 1), ValueError, "weight must be of shape"),
+    ("rms_norm", "residual", lambda a: torch.randn(4, D + 1), ValueError, "residual must be of shape"),
+    ("rms_norm", "x", lambda a: a["x"].to(torch.int32), TypeError, "x must be of dtype"),
+]
+
+# messages raised by the CPU kernels' index checks (lfm25::status_message), not by the Python argument checks
+VALUE_CHECKS = {"state_indices holds a value outside", "cu_seqlens must start at 0, never decrease",
+                "cu_seqlens must start at 0", "positions holds a negative value", "slot_mapping holds a value outside",
+                "seq_lens holds a value outside", "block_table holds a block index"}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("op,arg,bad,exc,text", BAD, ids=[f"{b[0]}-{b[1]}-{i}" for i, b in enumerate(BAD)])
+def test_bad_input_raises(backend, op, arg, bad, exc, text):
+    fn, make = OPS[op]
+    args = make()
+    args[arg] = bad(args)
+    args = {k: to(backend, v) if isinstance(v, torch.Tensor) else v for k, v in args.items()}
+    before = {k: v.clone() for k, v in args.items() if k in ("conv_state", "k_cache", "v_cache")}
+    if backend.device == "cuda" and text in VALUE_CHECKS:
+        # NOTE: the CUDA path never reads index values on the host (no synchronisation); the kernels skip an
+        # out-of-range entry instead. The call must complete without a fault.
+        with backend.context():
+            fn(**args)
+        torch.cuda.synchronize()
+        return
+    with backend.context(), pytest.raises(exc, match=text.replace("[", r"\[").replace("*", r"\*")):
+        fn(**args)
+    for k, v in before.items():
+        assert torch.equal(args[k], v), f"{k} changed by a call that raised"
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_good_arguments_of_error_tests_run(op):
+    """The baselines above are valid, so each error test fails for the one argument it changes."""
+    fn, make = OPS[op]
+    fn(**make())
+
+
+def test_unknown_isa_is_rejected():
+    with pytest.raises(ValueError, match="cpu_isa: name must be one of"):
+        with L.cpu_isa("sse9"):
+            pass
