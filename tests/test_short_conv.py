@@ -185,3 +185,24 @@ def test_short_conv_long_sequence_lfm2_shape(backend, dtype):
     y, new_state = run_conv(backend, bcx, weight, state, kw)
     assert_close(y, y_ref, "y")
     assert_equal(new_state, ref_state, "conv_state")
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b.id.startswith("cpu")])
+def test_short_conv_is_independent_of_thread_count(backend):
+    """Work is split by torch.get_num_threads(); every split computes each output the same way."""
+    g = torch.Generator().manual_seed(5)
+    bcx = torch.randn(1500, 3 * 200, generator=g).to(torch.bfloat16)
+    weight = torch.randn(200, 3, generator=g).to(torch.bfloat16)
+    kw = dict(cu_seqlens=torch.tensor([0, 1000, 1500], dtype=torch.int32))
+    results = []
+    old = torch.get_num_threads()
+    try:
+        for n in (1, 2, 3, 7):
+            torch.set_num_threads(n)
+            state = torch.zeros(2, 2, 200, dtype=torch.bfloat16)
+            results.append(run_conv(backend, bcx, weight, state, kw))
+    finally:
+        torch.set_num_threads(old)
+    for y, st in results[1:]:
+        assert_equal(y, results[0][0], "y across thread counts")
+        assert_equal(st, results[0][1], "state across thread counts")
