@@ -8,12 +8,12 @@
 #pragma once
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "numeric.h"
 #include "parallel.h"
 
 namespace lfm25::cpu {
+namespace {  // see numeric.h
 
 struct GqaCacheView {
   const GqaDecodeParams& p;
@@ -51,15 +51,14 @@ Status gqa_decode_drive(const GqaDecodeParams& p, SplitFn&& split) {
   const int64_t split_len = std::max<int64_t>(1, (max_len + n_split - 1) / n_split);
 
   const int64_t n_items = B * Hkv * n_split;
-  std::vector<float> ml(size_t(n_items * G * 2)), acc(size_t(n_items * G * d));
+  Scratch<float> ml(n_items * G * 2), acc(n_items * G * d);
   parallel_for(n_items, p.num_threads, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t b = i / (Hkv * n_split), h = i / n_split % Hkv, s = i % n_split;
       const int64_t t0 = s * split_len, t1 = std::min<int64_t>(p.seq_lens[b], t0 + split_len);
       GqaPartial part{ml.data() + i * G * 2, ml.data() + i * G * 2 + G, acc.data() + i * G * d};
       if (t1 <= t0) {
-        std::fill(part.m, part.m + G, -INFINITY);
-        std::fill(part.l, part.l + G, 0.0f);
+        for (int64_t g = 0; g < G; ++g) part.m[g] = -INFINITY, part.l[g] = 0.0f;
         continue;
       }
       split(b, h, t0, t1, part);
@@ -70,32 +69,33 @@ Status gqa_decode_drive(const GqaDecodeParams& p, SplitFn&& split) {
   using T = typename S::T;
   T* out = static_cast<T*>(p.out);
   parallel_for(B * Hkv, p.num_threads, 16, [&](int64_t j0, int64_t j1) {
-    std::vector<float> o(static_cast<size_t>(d));
+    Scratch<float> o(d);
     for (int64_t j = j0; j < j1; ++j) {
       for (int64_t g = 0; g < G; ++g) {
         const int64_t first = j * n_split;
         float M = -INFINITY;
-        for (int64_t s = 0; s < n_split; ++s) M = std::max(M, ml[size_t((first + s) * G * 2 + g)]);
-        std::fill(o.begin(), o.end(), 0.0f);
+        for (int64_t s = 0; s < n_split; ++s) M = std::max(M, ml[(first + s) * G * 2 + g]);
+        for (int64_t c = 0; c < d; ++c) o[c] = 0.0f;
         float L = 0.0f;
         if (M != -INFINITY) {
           for (int64_t s = 0; s < n_split; ++s) {
             const int64_t it = first + s;
-            const float m = ml[size_t(it * G * 2 + g)];
+            const float m = ml[it * G * 2 + g];
             if (m == -INFINITY) continue;
             const float f = std::exp(m - M);
-            L += ml[size_t(it * G * 2 + G + g)] * f;
+            L += ml[it * G * 2 + G + g] * f;
             const float* a = acc.data() + (it * G + g) * d;
-            for (int64_t c = 0; c < d; ++c) o[size_t(c)] += a[c] * f;
+            for (int64_t c = 0; c < d; ++c) o[c] += a[c] * f;
           }
         }
         const float inv = L > 0.0f ? 1.0f / L : 0.0f;
         T* dst = out + (j * G + g) * d;  // (b * Hkv + h) * G + g == b * Hq + query head
-        for (int64_t c = 0; c < d; ++c) dst[c] = S::store(o[size_t(c)] * inv);
+        for (int64_t c = 0; c < d; ++c) dst[c] = S::store(o[c] * inv);
       }
     }
   });
   return Status::kOk;
 }
 
+}  // namespace
 }  // namespace lfm25::cpu

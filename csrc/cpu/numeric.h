@@ -3,10 +3,15 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <memory>
 
 #include "lfm25/ops.h"
 
 namespace lfm25::cpu {
+// NOTE: everything in the CPU headers has internal linkage (unnamed namespace). Each ISA's translation unit is
+// compiled with its own -m flags; shared inline code with external linkage would be merged by the linker, and
+// an AVX-512 copy could end up called on a CPU without AVX-512.
+namespace {
 
 inline float bits_to_f32(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
 inline uint32_t f32_to_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
@@ -72,4 +77,18 @@ inline float load_as_f32(const void* p, DType d, int64_t i) {
   }
 }
 
+// A zero-initialised heap array. Used instead of std::vector in code compiled for several ISAs, so that no
+// std template instantiation (a fill loop, vectorised for one ISA) is shared between translation units.
+template <class T>
+class Scratch {
+ public:
+  explicit Scratch(int64_t n) : p_(new T[size_t(n > 0 ? n : 1)]()) {}
+  T* data() { return p_.get(); }
+  T& operator[](int64_t i) { return p_[size_t(i)]; }
+
+ private:
+  std::unique_ptr<T[]> p_;
+};
+
+}  // namespace
 }  // namespace lfm25::cpu

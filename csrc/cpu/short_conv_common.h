@@ -8,12 +8,12 @@
 #pragma once
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "numeric.h"
 #include "parallel.h"
 
 namespace lfm25::cpu {
+namespace {  // see numeric.h
 
 struct ShortConvGeometry {
   const ShortConvParams& p;
@@ -47,12 +47,10 @@ Status short_conv_drive(const ShortConvParams& p, ChunkFn&& chunk) {
   const int64_t n_seq = p.batch, D = p.dim, Km1 = p.width - 1;
 
   // 1. initial windows
-  std::vector<float> init;
-  std::vector<int64_t> init_row(n_seq, -1);
+  Scratch<int64_t> init_row(n_seq);
   int64_t n_init = 0;
-  for (int64_t s = 0; s < n_seq; ++s)
-    if (g.reads_state(s)) init_row[s] = n_init++;
-  init.resize(size_t(n_init * Km1 * D));
+  for (int64_t s = 0; s < n_seq; ++s) init_row[s] = g.reads_state(s) ? n_init++ : -1;
+  Scratch<float> init(n_init * Km1 * D);
   for (int64_t s = 0; s < n_seq; ++s) {
     if (init_row[s] < 0) continue;
     const T* st = static_cast<const T*>(p.state) + g.slot(s) * p.state_slot_stride;
@@ -67,15 +65,18 @@ Status short_conv_drive(const ShortConvParams& p, ChunkFn&& chunk) {
   const int64_t threads = std::max(p.num_threads, 1);
   const int64_t target = std::max<int64_t>(64, (total + 4 * threads - 1) / (4 * threads));
   struct Item { int64_t seq, t0, t1; };
-  std::vector<Item> items;
+  int64_t n_items = 0;
+  for (int64_t s = 0; s < n_seq; ++s) n_items += (g.seq_len(s) + target - 1) / target;
+  Scratch<Item> items(n_items);
+  n_items = 0;
   for (int64_t s = 0; s < n_seq; ++s) {
     const int64_t len = g.seq_len(s);
-    for (int64_t t0 = 0; t0 < len; t0 += target) items.push_back({s, t0, std::min(len, t0 + target)});
+    for (int64_t t0 = 0; t0 < len; t0 += target) items[n_items++] = Item{s, t0, std::min(len, t0 + target)};
   }
   T* y = static_cast<T*>(p.y);
-  parallel_for(int64_t(items.size()), p.num_threads, 1, [&](int64_t b, int64_t e) {
+  parallel_for(n_items, p.num_threads, 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
-      const Item& it = items[size_t(i)];
+      const Item& it = items[i];
       if (g.slot(it.seq) == -1) {
         for (int64_t t = it.t0; t < it.t1; ++t) std::memset(y + g.y_offset(it.seq, t), 0, size_t(D) * sizeof(T));
         continue;
@@ -109,4 +110,5 @@ Status short_conv_drive(const ShortConvParams& p, ChunkFn&& chunk) {
   return Status::kOk;
 }
 
+}  // namespace
 }  // namespace lfm25::cpu

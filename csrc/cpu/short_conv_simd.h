@@ -1,0 +1,66 @@
+// short_conv for a SIMD ISA S (simd_avx512.h, simd_avx2.h): tokens in order, S::kLanes channels per vector
+// (masked tail). The U rows of the K-1 previous tokens live in an fp32 ring of K-1 rows (L1-resident), so each
+// input row is read once. Every output is z = w0*U[t-K+1], then fma(w_k, U[t-K+1+k], z): the order
+// short_conv_update_simd.h uses too, so a decode step equals a one-token prefill bit for bit.
+#pragma once
+
+#include "short_conv_common.h"
+#include "static_switch.h"
+
+namespace lfm25::cpu::simd {
+
+template <class S, DType DT, int K>
+Status short_conv(const ShortConvParams& p) {
+  using T = typename Storage<DT>::T;
+  constexpr int L = S::kLanes;
+  const ShortConvGeometry g{p};
+  const T* x = static_cast<const T*>(p.x);
+  T* y = static_cast<T*>(p.y);
+  const int64_t D = p.dim, Dv = (D + L - 1) / L * L;
+  // position t of the ring lives in row (t + K) % (K - 1); t >= -(K-1), so the operand stays non-negative
+  const auto ring_row = [](int64_t t) { return (t + K) % (K - 1); };
+  return short_conv_drive<DT>(p, [&](int64_t s, int64_t t0, int64_t t1, const float* init) {
+    Scratch<float> buf((2 * K - 1) * Dv);
+    float* w = buf.data();                 // [K][Dv] fp32 weights
+    float* ring = buf.data() + K * Dv;     // [K-1][Dv] U rows
+    for (int k = 0; k < K; ++k)
+      for (int64_t c = 0; c < D; ++c) w[k * Dv + c] = load_as_f32(p.weight, p.weight_dtype, c * p.weight_stride + k);
+    for (int64_t t = t0 - (K - 1); t < t0; ++t) {
+      float* row = ring + ring_row(t) * Dv;
+      if (t >= 0) {
+        const T* xr = x + g.x_offset(s, t);
+        for (int64_t c = 0; c < D; c += L) {
+          const auto m = S::mask(D - c);
+          S::storef(row + c, S::template round<DT>(S::mul(S::template load<DT>(xr + c, m),
+                                                          S::template load<DT>(xr + 2 * D + c, m))));
+        }
+      } else {
+        for (int64_t c = 0; c < D; ++c) row[c] = init ? init[(K - 1 + t) * D + c] : 0.0f;
+      }
+    }
+    for (int64_t t = t0; t < t1; ++t) {
+      const T* xr = x + g.x_offset(s, t);
+      T* yr = y + g.y_offset(s, t);
+      float* rows[K - 1];
+      for (int j = 0; j < K - 1; ++j) rows[j] = ring + ring_row(t - (K - 1) + j) * Dv;
+      for (int64_t c = 0; c < D; c += L) {
+        const auto m = S::mask(D - c);
+        const auto u = S::template round<DT>(S::mul(S::template load<DT>(xr + c, m), S::template load<DT>(xr + 2 * D + c, m)));
+        auto z = S::mul(S::loadf(w + c), S::loadf(rows[0] + c));
+        for (int k = 1; k < K - 1; ++k) z = S::fma(S::loadf(w + k * Dv + c), S::loadf(rows[k] + c), z);
+        z = S::fma(S::loadf(w + (K - 1) * Dv + c), u, z);
+        S::template store<DT>(yr + c, S::mul(S::template load<DT>(xr + D + c, m), z), m);
+        S::storef(rows[0] + c, u);         // the oldest row becomes position t
+      }
+    }
+  });
+}
+
+template <class S>
+Status short_conv_dispatch(const ShortConvParams& p) {
+  return LFM25_DTYPE_SWITCH(p.dtype, DT, [&] {
+    return LFM25_WIDTH_SWITCH(p.width, K, [&] { return short_conv<S, DT, K>(p); });
+  });
+}
+
+}  // namespace lfm25::cpu::simd

@@ -1,0 +1,10 @@
+// short_conv_update, AVX-512 (F/BW/VL/DQ), 16 fp32 lanes: the SIMD template short_conv_update_simd.h on simd_avx512.h.
+#include "kernels.h"
+#include "short_conv_update_simd.h"
+#include "simd_avx512.h"
+
+namespace lfm25::cpu {
+
+Status short_conv_update_avx512(const ShortConvUpdateParams& p) { return simd::short_conv_update_dispatch<Avx512>(p); }
+
+}  // namespace lfm25::cpu
