@@ -16,7 +16,9 @@ Status short_conv(const ShortConvParams& p) {
   const ShortConvGeometry g{p};
   const T* x = static_cast<const T*>(p.x);
   T* y = static_cast<T*>(p.y);
-  const int64_t D = p.dim, Dv = (D + L - 1) / L * L;
+  // NOTE: rows of the fp32 buffers are padded by one cache line so that they are never a multiple of 4 KiB
+  // apart: stores to one ring row and loads from the others would otherwise 4K-alias (2x slower at D=1024).
+  const int64_t D = p.dim, Dv = (D + L - 1) / L * L + 16;
   // position t of the ring lives in row (t + K) % (K - 1); t >= -(K-1), so the operand stays non-negative
   const auto ring_row = [](int64_t t) { return (t + K) % (K - 1); };
   return short_conv_drive<DT>(p, [&](int64_t s, int64_t t0, int64_t t1, const float* init) {
@@ -38,18 +40,22 @@ Status short_conv(const ShortConvParams& p) {
         for (int64_t c = 0; c < D; ++c) row[c] = init ? init[(K - 1 + t) * D + c] : 0.0f;
       }
     }
+    // NOTE: locals, not captured references: the stores below could alias them, forcing reloads per vector
+    const int64_t n = D, nv = Dv;
     for (int64_t t = t0; t < t1; ++t) {
-      const T* xr = x + g.x_offset(s, t);
+      const T* xb = x + g.x_offset(s, t);
+      const T* xc = xb + n;
+      const T* xx = xb + 2 * n;
       T* yr = y + g.y_offset(s, t);
       float* rows[K - 1];
-      for (int j = 0; j < K - 1; ++j) rows[j] = ring + ring_row(t - (K - 1) + j) * Dv;
-      for (int64_t c = 0; c < D; c += L) {
-        const auto m = S::mask(D - c);
-        const auto u = S::template round<DT>(S::mul(S::template load<DT>(xr + c, m), S::template load<DT>(xr + 2 * D + c, m)));
+      for (int j = 0; j < K - 1; ++j) rows[j] = ring + ring_row(t - (K - 1) + j) * nv;
+      for (int64_t c = 0; c < n; c += L) {
+        const auto m = S::mask(n - c);
+        const auto u = S::template round<DT>(S::mul(S::template load<DT>(xb + c, m), S::template load<DT>(xx + c, m)));
         auto z = S::mul(S::loadf(w + c), S::loadf(rows[0] + c));
-        for (int k = 1; k < K - 1; ++k) z = S::fma(S::loadf(w + k * Dv + c), S::loadf(rows[k] + c), z);
-        z = S::fma(S::loadf(w + (K - 1) * Dv + c), u, z);
-        S::template store<DT>(yr + c, S::mul(S::template load<DT>(xr + D + c, m), z), m);
+        for (int k = 1; k < K - 1; ++k) z = S::fma(S::loadf(w + k * nv + c), S::loadf(rows[k] + c), z);
+        z = S::fma(S::loadf(w + (K - 1) * nv + c), u, z);
+        S::template store<DT>(yr + c, S::mul(S::template load<DT>(xc + c, m), z), m);
         S::storef(rows[0] + c, u);         // the oldest row becomes position t
       }
     }

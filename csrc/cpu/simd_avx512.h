@@ -19,23 +19,44 @@ struct Avx512 {
   static Mask mask(int64_t n) { return n >= 16 ? Mask(0xffff) : n <= 0 ? Mask(0) : Mask((1u << n) - 1); }
   static constexpr Mask full() { return Mask(0xffff); }
 
+  // NOTE: masked loads only for tails; unmasked loads are markedly faster on Zen 4 (measured 1.4x on short_conv)
   template <DType DT> static F load(const typename Storage<DT>::T* p, Mask m = full()) {
     if constexpr (DT == DType::kF32) {
-      return _mm512_maskz_loadu_ps(m, p);
-    } else if constexpr (DT == DType::kF16) {
-      return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+      return m == full() ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
     } else {
-      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+      const __m256i h = m == full() ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)) : _mm256_maskz_loadu_epi16(m, p);
+      if constexpr (DT == DType::kF16) {
+        return _mm512_cvtph_ps(h);
+      } else {
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+      }
     }
   }
 
   template <DType DT> static void store(typename Storage<DT>::T* p, F v, Mask m = full()) {
     if constexpr (DT == DType::kF32) {
-      _mm512_mask_storeu_ps(p, m, v);
+      if (m == full()) {
+        _mm512_storeu_ps(p, v);
+      } else {
+        _mm512_mask_storeu_ps(p, m, v);
+      }
     } else if constexpr (DT == DType::kF16) {
-      _mm256_mask_storeu_epi16(p, m, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      const __m256i h = _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      if (m == full()) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), h);
+      } else {
+        _mm256_mask_storeu_epi16(p, m, h);
+      }
     } else {
-      _mm256_mask_storeu_epi16(p, m, _mm512_cvtepi32_epi16(_mm512_srli_epi32(bf16_round_bits(v), 16)));
+      // gather the upper halves (the rounded bf16) into the low 256 bits: one vpermw, a plain 32-byte store
+      const __m512i odd = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29, 27,
+                                           25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+      const __m256i packed = _mm512_castsi512_si256(_mm512_permutexvar_epi16(odd, bf16_round_bits(v)));
+      if (m == full()) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), packed);
+      } else {
+        _mm256_mask_storeu_epi16(p, m, packed);
+      }
     }
   }
 
