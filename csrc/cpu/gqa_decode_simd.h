@@ -1,6 +1,6 @@
-// gqa_decode for a SIMD ISA S: one split of one (sequence, KV head) for its G query heads, in blocks of
-// kBlock tokens: scores of the block (each K row read once, dotted with the G queries), one vector exp per
-// block and head (online softmax), then each V row read once and accumulated into the G outputs.
+// gqa_decode for a SIMD ISA S: one split of one sequence, in blocks of kBlock tokens: scores of the block
+// (token rows read front to back, each KV head's K dotted with its G queries), one vector exp per block and
+// query head (online softmax), then the V rows front to back, accumulated into the G outputs of each head.
 // head_dim HD is a multiple of 32, so of S::kLanes.
 #pragma once
 #include <cmath>
@@ -33,61 +33,70 @@ Status gqa_decode(const GqaDecodeParams& p) {
   using T = typename Storage<DT>::T;
   constexpr int L = S::kLanes, kBlock = 2 * L, kV = HD / L;
   const GqaCacheView cache{p};
-  const int64_t G = p.n_q_heads / p.n_kv_heads;
+  const int64_t Hq = p.n_q_heads, Hkv = p.n_kv_heads, G = Hq / Hkv;
+  const int64_t head_stride = p.cache_head_stride, token_stride = p.cache_token_stride;
   const float scale = float(p.scale);
-  return gqa_decode_drive<DT>(p, [&](int64_t b, int64_t h, int64_t t0, int64_t t1, GqaPartial out) {
+  return gqa_decode_drive<DT>(p, [&](int64_t b, int64_t t0, int64_t t1, GqaPartial out) {
     const T* kc = static_cast<const T*>(p.k_cache);
     const T* vc = static_cast<const T*>(p.v_cache);
-    // scaled queries [G][HD], scores [G][kBlock]
-    Scratch<float> qs(G * HD), sc(G * kBlock);
-    for (int64_t g = 0; g < G; ++g) {
-      const T* q = static_cast<const T*>(p.q) + b * p.q_batch_stride + (h * G + g) * p.q_head_stride;
-      for (int i = 0; i < HD; ++i) qs[g * HD + i] = Storage<DT>::load(q[i]) * scale;
-      out.m[g] = -INFINITY;
-      out.l[g] = 0.0f;
-      for (int i = 0; i < HD; ++i) out.acc[g * HD + i] = 0.0f;
+    // scaled queries [Hq][HD]; scores, then probabilities, of one block [Hq][kBlock]
+    Scratch<float> qs(Hq * HD), sc(Hq * kBlock);
+    for (int64_t h = 0; h < Hq; ++h) {
+      const T* q = static_cast<const T*>(p.q) + b * p.q_batch_stride + h * p.q_head_stride;
+      for (int i = 0; i < HD; ++i) qs[h * HD + i] = Storage<DT>::load(q[i]) * scale, out.acc[h * HD + i] = 0.0f;
+      out.m[h] = -INFINITY;
+      out.l[h] = 0.0f;
     }
-    int64_t offs[kBlock];
-    for (int64_t tb = t0; tb < t1; tb += kBlock) {
-      const int nb = int(std::min<int64_t>(kBlock, t1 - tb));
-      for (int i = 0; i < nb; ++i) offs[i] = cache.offset(b, tb + i, h);
+    for (int64_t tb = t0; tb < t1;) {
+      // a block never crosses a cache block, so its rows are evenly strided
+      const int nb = int(std::min<int64_t>(kBlock, cache.run_length(tb, t1)));
+      const int64_t base = cache.offset(b, tb);
+      tb += nb;
+      // 1. scores: token rows front to back, each KV head's K read once for its G query heads
       for (int i = 0; i < nb; ++i) {
-        typename S::F kv[kV];
-        for (int j = 0; j < kV; ++j) kv[j] = S::template load<DT>(kc + offs[i] + j * L);
-        for (int64_t g = 0; g < G; ++g) {
-          auto d = S::mul(kv[0], S::loadf(&qs[g * HD]));
-          for (int j = 1; j < kV; ++j) d = S::fma(kv[j], S::loadf(&qs[g * HD + j * L]), d);
-          sc[g * kBlock + i] = S::reduce_add(d);
+        const T* row = kc + base + i * token_stride;
+        for (int64_t kh = 0; kh < Hkv; ++kh) {
+          typename S::F kv[kV];
+          for (int j = 0; j < kV; ++j) kv[j] = S::template load<DT>(row + kh * head_stride + j * L);
+          for (int64_t h = kh * G; h < (kh + 1) * G; ++h) {
+            const float* q = &qs[h * HD];
+            auto d = S::mul(kv[0], S::loadf(q));
+            for (int j = 1; j < kV; ++j) d = S::fma(kv[j], S::loadf(q + j * L), d);
+            sc[h * kBlock + i] = S::reduce_add(d);
+          }
         }
       }
-      for (int64_t g = 0; g < G; ++g) {
-        float* s = &sc[g * kBlock];
-        float bmax = s[0];
-        for (int i = 1; i < nb; ++i) bmax = std::max(bmax, s[i]);
-        const float m_new = std::max(out.m[g], bmax);
-        const float alpha = std::exp(out.m[g] - m_new);    // 0 on the first block (m = -inf)
-        out.m[g] = m_new;
+      // 2. online softmax per query head: new max, rescale, probabilities of the block
+      for (int64_t h = 0; h < Hq; ++h) {
+        float* s = &sc[h * kBlock];
+        auto vmax = S::set1(-INFINITY);
+        for (int i = 0; i < kBlock; i += L) vmax = S::max(vmax, S::select(S::mask(nb - i), S::loadf(s + i), vmax));
+        const float m_new = std::max(out.m[h], S::reduce_max(vmax));
+        const float alpha = std::exp(out.m[h] - m_new);    // 0 on the first block (m = -inf)
+        out.m[h] = m_new;
         auto lsum = S::zero();
         for (int i = 0; i < kBlock; i += L) {
-          const auto valid = S::mask(nb - i);
-          auto e = exp_nonpositive<S>(S::sub(S::loadf(s + i), S::set1(m_new)));
-          e = S::select(valid, e, S::zero());
+          const auto e = S::select(S::mask(nb - i), exp_nonpositive<S>(S::sub(S::loadf(s + i), S::set1(m_new))), S::zero());
           S::storef(s + i, e);
           lsum = S::add(lsum, e);
         }
-        out.l[g] = out.l[g] * alpha + S::reduce_add(lsum);
+        out.l[h] = out.l[h] * alpha + S::reduce_add(lsum);
         if (alpha != 1.0f) {
           const auto a = S::set1(alpha);
-          for (int j = 0; j < kV; ++j) S::storef(out.acc + g * HD + j * L, S::mul(S::loadf(out.acc + g * HD + j * L), a));
+          for (int j = 0; j < kV; ++j) S::storef(out.acc + h * HD + j * L, S::mul(S::loadf(out.acc + h * HD + j * L), a));
         }
       }
+      // 3. values: token rows front to back, each KV head's V read once for its G query heads
       for (int i = 0; i < nb; ++i) {
-        typename S::F vv[kV];
-        for (int j = 0; j < kV; ++j) vv[j] = S::template load<DT>(vc + offs[i] + j * L);
-        for (int64_t g = 0; g < G; ++g) {
-          const auto pr = S::set1(sc[g * kBlock + i]);
-          float* acc = out.acc + g * HD;
-          for (int j = 0; j < kV; ++j) S::storef(acc + j * L, S::fma(pr, vv[j], S::loadf(acc + j * L)));
+        const T* row = vc + base + i * token_stride;
+        for (int64_t kh = 0; kh < Hkv; ++kh) {
+          typename S::F vv[kV];
+          for (int j = 0; j < kV; ++j) vv[j] = S::template load<DT>(row + kh * head_stride + j * L);
+          for (int64_t h = kh * G; h < (kh + 1) * G; ++h) {
+            const auto pr = S::set1(sc[h * kBlock + i]);
+            float* acc = out.acc + h * HD;
+            for (int j = 0; j < kV; ++j) S::storef(acc + j * L, S::fma(pr, vv[j], S::loadf(acc + j * L)));
+          }
         }
       }
     }
