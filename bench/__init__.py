@@ -1,0 +1,1 @@
+"""lfm25-kernels benchmark suite: `python -m bench` (see bench/__main__.py)."""

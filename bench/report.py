@@ -1,0 +1,41 @@
+"""python -m bench.report RESULTS.jsonl [--run RUN_ID]: the README's performance section, as Markdown, from
+one run of a results file (the latest by default)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m bench.report")
+    ap.add_argument("results")
+    ap.add_argument("--run", default=None)
+    ap.add_argument("--command", default="python -m bench", help="the command that produced the results")
+    args = ap.parse_args(argv)
+    rows = [json.loads(line) for line in open(args.results) if line.strip()]
+    run = args.run or rows[-1]["run_id"]
+    rows = [r for r in rows if r["run_id"] == run]
+    h = rows[0]
+    dev = h.get("gpu", h["cpu"])
+    print(f"Measured on {dev} ({h['device']}, {h['threads']} threads, copy bandwidth "
+          f"{h['copy_gbps']:.1f} GB/s measured in the same run), commit `{h['commit']}`, {h['date'][:10]}, "
+          f"torch {h['torch']}; produced by `{args.command}`. Medians; GB/s counts each input read once and each "
+          "output written once; \"copy\" is that rate over the copy bandwidth.\n")
+    print("| op | case | dtype | backend | median µs | GB/s | of copy | vs reference |")
+    print("|---|---|---|---|---:|---:|---:|---:|")
+    for r in rows:
+        if "op" in r:
+            print(f"| {r['op']} | {r['case']} | {r['dtype']} | {r['backend']} | {r['median_us']:.1f} | "
+                  f"{r['gbps']:.1f} | {100 * r['copy_fraction']:.0f}% | {r['speedup_vs_reference']:.1f}x |")
+    e2e = [r for r in rows if "metric" in r]
+    if e2e:
+        print("\n| end to end | implementation | tokens/s |")
+        print("|---|---|---:|")
+        for r in e2e:
+            print(f"| {r['metric']} | {r['impl']} | {r['tokens_per_s']:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
