@@ -42,7 +42,7 @@ def chart(rows: list[dict], e2e_rows: list[dict], header: dict, path: str) -> st
     dev = header.get("gpu", header["cpu"])
     ax.set_title(f"lfm25-kernels on {dev} ({header['threads']} threads) - commit {header['commit']}, "
                  f"{header['date'][:10]}", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.grid(axis="x", alpha=0.3)
     if e2e_rows:
         ax2 = axes[1][0]
@@ -58,7 +58,7 @@ def chart(rows: list[dict], e2e_rows: list[dict], header: dict, path: str) -> st
         ax2.invert_yaxis()
         ax2.set_xscale("log")
         ax2.set_xlabel("end-to-end tokens/s (log scale), LFM2.5-350M shapes, random weights")
-        ax2.legend(fontsize=8, loc="lower right")
+        ax2.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
         ax2.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -64,6 +64,31 @@ struct Avx2 {
     }
   }
 
+  // Two vectors at once; bf16 splits even and odd channels (see simd_avx512.h).
+  template <DType DT> static void load2(const typename Storage<DT>::T* p, F& a, F& b) {
+    if constexpr (DT == DType::kBF16) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+      a = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+      b = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(int(0xffff0000u))));
+    } else {
+      a = load<DT>(p);
+      b = load<DT>(p + kLanes);
+    }
+  }
+  template <DType DT> static void store2(typename Storage<DT>::T* p, F a, F b) {
+    if constexpr (DT == DType::kBF16) {
+      const __m256i lo = _mm256_srli_epi32(bf16_round_bits(a), 16);
+      const __m256i hi = _mm256_and_si256(bf16_round_bits(b), _mm256_set1_epi32(int(0xffff0000u)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_or_si256(lo, hi));
+    } else {
+      store<DT>(p, a);
+      store<DT>(p + kLanes, b);
+    }
+  }
+  template <DType DT> static constexpr int pair_channel(int j) {
+    return DT == DType::kBF16 ? (j < kLanes ? 2 * j : 2 * (j - kLanes) + 1) : j;
+  }
+
   static F loadf(const float* p) { return _mm256_loadu_ps(p); }
   static void storef(float* p, F v) { _mm256_storeu_ps(p, v); }
   static F set1(float f) { return _mm256_set1_ps(f); }

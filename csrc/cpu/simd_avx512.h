@@ -71,6 +71,33 @@ struct Avx512 {
     }
   }
 
+  // Two vectors (2 * kLanes channels) at once. bf16 splits even and odd channels (one shift or mask per
+  // vector, one 64-byte store); other dtypes are two plain vectors. pair_channel(j) is the channel offset that
+  // lane j of the pair holds (lanes 0..15 the first vector, 16..31 the second).
+  template <DType DT> static void load2(const typename Storage<DT>::T* p, F& a, F& b) {
+    if constexpr (DT == DType::kBF16) {
+      const __m512i v = _mm512_loadu_si512(p);
+      a = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+      b = _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(int(0xffff0000u))));
+    } else {
+      a = load<DT>(p);
+      b = load<DT>(p + kLanes);
+    }
+  }
+  template <DType DT> static void store2(typename Storage<DT>::T* p, F a, F b) {
+    if constexpr (DT == DType::kBF16) {
+      const __m512i lo = _mm512_srli_epi32(bf16_round_bits(a), 16);
+      _mm512_storeu_si512(p, _mm512_ternarylogic_epi32(lo, bf16_round_bits(b), _mm512_set1_epi32(int(0xffff0000u)),
+                                                       0xf8));  // lo | (hi & mask)
+    } else {
+      store<DT>(p, a);
+      store<DT>(p + kLanes, b);
+    }
+  }
+  template <DType DT> static constexpr int pair_channel(int j) {
+    return DT == DType::kBF16 ? (j < kLanes ? 2 * j : 2 * (j - kLanes) + 1) : j;
+  }
+
   static F loadf(const float* p) { return _mm512_loadu_ps(p); }
   static void storef(float* p, F v) { _mm512_storeu_ps(p, v); }
   static F set1(float f) { return _mm512_set1_ps(f); }
