@@ -1,0 +1,82 @@
+"""Checkpoint loading: model.safetensors or sharded safetensors with an index, memory-mapped, checked against
+the shapes the config implies (missing, unexpected and mis-shaped tensors reported by name). Never unpickles."""
+from __future__ import annotations
+
+import json
+import os
+
+import torch
+
+from .config import Lfm2Config
+
+
+def expected_shapes(cfg: Lfm2Config) -> dict[str, tuple]:
+    D, F, V, K = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size, cfg.conv_L_cache
+    Hq, Hkv, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+    s = {"model.embed_tokens.weight": (V, D), "model.embedding_norm.weight": (D,)}
+    for i in range(cfg.num_hidden_layers):
+        p = f"model.layers.{i}"
+        s.update({f"{p}.operator_norm.weight": (D,), f"{p}.ffn_norm.weight": (D,),
+                  f"{p}.feed_forward.w1.weight": (F, D), f"{p}.feed_forward.w3.weight": (F, D),
+                  f"{p}.feed_forward.w2.weight": (D, F)})
+        if cfg.is_attention(i):
+            a = f"{p}.self_attn"
+            s.update({f"{a}.q_proj.weight": (Hq * d, D), f"{a}.k_proj.weight": (Hkv * d, D),
+                      f"{a}.v_proj.weight": (Hkv * d, D), f"{a}.out_proj.weight": (D, Hq * d),
+                      f"{a}.q_layernorm.weight": (d,), f"{a}.k_layernorm.weight": (d,)})
+        else:
+            c = f"{p}.conv"
+            s.update({f"{c}.in_proj.weight": (3 * D, D), f"{c}.out_proj.weight": (D, D), f"{c}.conv.weight": (D, 1, K)})
+    return s
+
+
+def _files(path: str) -> list[str]:
+    index = os.path.join(path, "model.safetensors.index.json")
+    if os.path.exists(index):
+        with open(index) as f:
+            names = sorted(set(json.load(f)["weight_map"].values()))
+        return [os.path.join(path, n) for n in names]
+    single = os.path.join(path, "model.safetensors")
+    if os.path.exists(single):
+        return [single]
+    raise FileNotFoundError(f"no model.safetensors or model.safetensors.index.json in {path}")
+
+
+def load_safetensors(path: str, cfg: Lfm2Config) -> dict[str, torch.Tensor]:
+    from safetensors import safe_open
+
+    tensors: dict[str, torch.Tensor] = {}
+    for file in _files(path):
+        try:
+            with safe_open(file, framework="pt") as f:       # memory-mapped; tensors are read on access
+                for name in f.keys():
+                    tensors[name] = f.get_tensor(name)
+        except Exception as e:                              # a truncated or corrupt file
+            raise ValueError(f"cannot read {file}: {e}") from e
+    want = expected_shapes(cfg)
+    missing = sorted(set(want) - set(tensors))
+    unexpected = sorted(set(tensors) - set(want) - {"lm_head.weight"})
+    wrong = sorted(f"{n}: expected {list(want[n])}, got {list(tensors[n].shape)}"
+                   for n in set(want) & set(tensors) if tuple(tensors[n].shape) != want[n])
+    problems = []
+    if missing:
+        problems.append(f"missing tensors: {missing}")
+    if unexpected:
+        problems.append(f"unexpected tensors: {unexpected}")
+    if wrong:
+        problems.append(f"mis-shaped tensors: {wrong}")
+    if problems:
+        raise ValueError(f"checkpoint {path} does not match its config: " + "; ".join(problems))
+    return tensors
+
+
+def random_weights(cfg: Lfm2Config, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random tensors of the checkpoint's names and shapes (norm weights near 1, matrices ~ N(0, 1/fan_in))."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, shape in expected_shapes(cfg).items():
+        if len(shape) == 1:
+            out[name] = 1.0 + 0.1 * torch.randn(shape, generator=g)
+        else:
+            out[name] = torch.randn(shape, generator=g) / shape[-1] ** 0.5
+    return out

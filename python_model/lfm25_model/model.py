@@ -1,0 +1,261 @@
+"""The thin LFM2 model: Hugging Face safetensors in, packed prefill and batched decode through
+lfm25_kernels (backend="kernels") or lfm25_kernels.reference (backend="reference")."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import Lfm2Config
+
+
+def _ops(backend: str):
+    if backend == "kernels":
+        import lfm25_kernels as ops
+    elif backend == "reference":
+        from lfm25_kernels import reference as ops
+    else:
+        raise ValueError(f"backend must be 'kernels' or 'reference', got {backend!r}")
+    return ops
+
+
+class Caches:
+    """Conv states [S, K-1, D] per conv layer and K/V caches [n_blocks, block_size, Hkv, d] per attention layer.
+    Sequence slot s owns blocks block_table[s] (contiguous caches: one block of max_seq tokens per slot)."""
+
+    def __init__(self, cfg: Lfm2Config, max_batch: int, max_seq: int, dtype, device, paged: bool, block_size: int):
+        D, K, Hkv, d = cfg.hidden_size, cfg.conv_L_cache, cfg.num_key_value_heads, cfg.head_dim
+        self.max_batch, self.max_seq = max_batch, max_seq
+        self.block_size = block_size if paged else max_seq
+        per_seq = -(-max_seq // self.block_size)
+        n_blocks = max_batch * per_seq
+        self.block_table = torch.arange(n_blocks, dtype=torch.int32, device=device).view(max_batch, per_seq)
+        self.conv = {i: torch.zeros(max_batch, K - 1, D, dtype=dtype, device=device)
+                     for i in range(cfg.num_hidden_layers) if not cfg.is_attention(i)}
+        self.kv = {i: (torch.zeros(n_blocks, self.block_size, Hkv, d, dtype=dtype, device=device),
+                       torch.zeros(n_blocks, self.block_size, Hkv, d, dtype=dtype, device=device))
+                   for i in range(cfg.num_hidden_layers) if cfg.is_attention(i)}
+
+    def slots(self, rows: Tensor, positions: Tensor) -> Tensor:
+        """Flat cache slot of each (sequence slot, position)."""
+        blocks = self.block_table[rows.long(), (positions // self.block_size).long()]
+        return (blocks * self.block_size + positions % self.block_size).to(torch.int32)
+
+
+class Lfm2ForCausalLM(nn.Module):
+    def __init__(self, cfg: Lfm2Config, weights: dict[str, Tensor], backend: str = "kernels"):
+        super().__init__()
+        self.config, self.backend, self.ops = cfg, backend, _ops(backend)
+        self.w = weights               # fused and converted tensors, see _fuse
+        self.caches: Caches | None = None
+
+    # ---- loading -----------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path: str, *, backend: str = "kernels", dtype: torch.dtype | None = None,
+                        device: str | torch.device = "cpu") -> "Lfm2ForCausalLM":
+        from . import loader
+
+        cfg = Lfm2Config.from_pretrained(path)
+        raw = loader.load_safetensors(path, cfg)
+        dtype = dtype or next(iter(raw.values())).dtype
+        return cls(cfg, _fuse(cfg, raw, dtype, torch.device(device)), backend)
+
+    @classmethod
+    def random(cls, cfg: Lfm2Config | None = None, *, backend: str = "kernels", dtype=torch.bfloat16,
+               device="cpu", seed: int = 0) -> "Lfm2ForCausalLM":
+        """The LFM2.5-350M shapes (or cfg) with random weights, for timing without a download."""
+        from . import loader
+
+        cfg = cfg or Lfm2Config.lfm25_350m()
+        return cls(cfg, _fuse(cfg, loader.random_weights(cfg, seed), dtype, torch.device(device)), backend)
+
+    @property
+    def dtype(self):
+        return self.w["embed"].dtype
+
+    @property
+    def device(self):
+        return self.w["embed"].device
+
+    def setup_caches(self, max_batch: int, max_seq: int, *, paged: bool = False, block_size: int = 64):
+        """Allocate the conv states and KV caches once for up to max_batch sequences of max_seq tokens."""
+        self.caches = Caches(self.config, max_batch, max_seq, self.dtype, self.device, paged, block_size)
+
+    # ---- the network -------------------------------------------------------------------------------------
+    def _layers(self, h: Tensor, mixer: Callable[[int, Tensor], Tensor]) -> Tensor:
+        """Pre-norm residual stack with the residual add fused into the next norm; returns the final norm."""
+        cfg, w, ops, eps = self.config, self.w, self.ops, self.config.norm_eps
+        n, res = ops.rms_norm(h, w["norm.0"], eps), h
+        for i in range(cfg.num_hidden_layers):
+            n, res = ops.rms_norm(mixer(i, n), w[f"ffn_norm.{i}"], eps, residual=res)
+            ff = F.linear(n, w[f"w13.{i}"])
+            a, b = ff.chunk(2, dim=-1)
+            nxt = w[f"norm.{i + 1}"] if i + 1 < cfg.num_hidden_layers else w["final_norm"]
+            n, res = ops.rms_norm(F.linear(F.silu(a) * b, w[f"w2.{i}"]), nxt, eps, residual=res)
+        return n
+
+    def _qkv(self, i: int, n: Tensor):
+        cfg = self.config
+        Hq, Hkv, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+        qkv = F.linear(n, self.w[f"qkv.{i}"])
+        q, k, v = qkv.split([Hq * d, Hkv * d, Hkv * d], dim=-1)
+        N = n.shape[0]
+        return q.view(N, Hq, d), k.view(N, Hkv, d), v.view(N, Hkv, d)
+
+    def _prefill(self, tokens: Tensor, lens: list[int], rows: Tensor, last_only: bool) -> Tensor:
+        """Packed prefill of len(lens) new sequences (cache slots `rows`) from position 0. Returns the logits
+        of each sequence's last token [n_seq, V], or of every token [N, V]."""
+        cfg, w, ops, c = self.config, self.w, self.ops, self.caches
+        dev = tokens.device
+        cu = torch.tensor([0] + torch.tensor(lens).cumsum(0).tolist(), dtype=torch.int32, device=dev)
+        seq_of = torch.repeat_interleave(torch.arange(len(lens), device=dev), torch.tensor(lens, device=dev))
+        positions = (torch.arange(tokens.numel(), device=dev) - cu[:-1].long()[seq_of]).to(torch.int32)
+        slots = c.slots(rows[seq_of], positions)
+        fresh = torch.zeros(len(lens), dtype=torch.bool, device=dev)
+
+        def mixer(i: int, n: Tensor) -> Tensor:
+            if not cfg.is_attention(i):
+                bcx = F.linear(n, w[f"in_proj.{i}"])
+                y = ops.short_conv(bcx, w[f"conv.{i}"], c.conv[i], cu_seqlens=cu, state_indices=rows,
+                                   has_initial_state=fresh)
+                return F.linear(y, w[f"out_proj.{i}"])
+            q, k, v = self._qkv(i, n)
+            kc, vc = c.kv[i]
+            q = ops.qk_norm_rope_append(q, k, v, w[f"q_norm.{i}"], w[f"k_norm.{i}"], positions, kc, vc, slots,
+                                        eps=cfg.norm_eps, rope_theta=cfg.rope_theta)
+            out = torch.empty(n.shape[0], cfg.num_attention_heads * cfg.head_dim, dtype=n.dtype, device=dev)
+            start = 0
+            for s, T in enumerate(lens):   # causal attention within each sequence, keys read back from the cache
+                ks = kc.view(-1, *kc.shape[2:])[slots[start:start + T].long()].transpose(0, 1)[None]
+                vs = vc.view(-1, *vc.shape[2:])[slots[start:start + T].long()].transpose(0, 1)[None]
+                qs = q[start:start + T].transpose(0, 1)[None]
+                o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, enable_gqa=True)
+                out[start:start + T] = o[0].transpose(0, 1).reshape(T, -1)
+                start += T
+            return F.linear(out, w[f"o_proj.{i}"])
+
+        h = F.embedding(tokens, w["embed"])
+        n = self._layers(h, mixer)
+        if last_only:
+            n = n[(cu[1:] - 1).long()]
+        return F.linear(n, w["lm_head"])
+
+    def _decode(self, tokens: Tensor, rows: Tensor, positions: Tensor, block_tables: Tensor) -> Tensor:
+        """One token for each sequence in cache slots `rows` at `positions`. Returns logits [B, V]."""
+        cfg, w, ops, c = self.config, self.w, self.ops, self.caches
+        slots = c.slots(rows, positions)
+        seq_lens = positions + 1
+
+        def mixer(i: int, n: Tensor) -> Tensor:
+            if not cfg.is_attention(i):
+                y = ops.short_conv_update(F.linear(n, w[f"in_proj.{i}"]), w[f"conv.{i}"], c.conv[i], state_indices=rows)
+                return F.linear(y, w[f"out_proj.{i}"])
+            q, k, v = self._qkv(i, n)
+            kc, vc = c.kv[i]
+            q = ops.qk_norm_rope_append(q, k, v, w[f"q_norm.{i}"], w[f"k_norm.{i}"], positions, kc, vc, slots,
+                                        eps=cfg.norm_eps, rope_theta=cfg.rope_theta)
+            o = ops.gqa_decode(q, kc, vc, seq_lens, block_table=block_tables)
+            return F.linear(o.view(o.shape[0], -1), w[f"o_proj.{i}"])
+
+        return F.linear(self._layers(F.embedding(tokens, w["embed"]), mixer), w["lm_head"])
+
+    @torch.inference_mode()
+    def forward(self, input_ids: Tensor) -> Tensor:
+        """Whole-sequence forward: input_ids [B, T] -> logits [B, T, V] (temporary caches, all positions)."""
+        B, T = input_ids.shape
+        saved = self.caches
+        try:
+            self.setup_caches(B, T)
+            rows = torch.arange(B, dtype=torch.int32, device=self.device)
+            logits = self._prefill(input_ids.reshape(-1).to(self.device), [T] * B, rows, last_only=False)
+        finally:
+            self.caches = saved
+        return logits.view(B, T, -1)
+
+    # ---- generation --------------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def generate(self, prompts: list[list[int]], max_new_tokens: int, *, temperature: float = 0.0,
+                 top_k: int | None = None, top_p: float | None = None, eos_token_id: int | list | None = None,
+                 seed: int | None = None, callback: Callable[[int, int], None] | None = None) -> list[list[int]]:
+        """Generate up to max_new_tokens for each prompt (token-id lists of any lengths). Returns the new tokens
+        of each prompt. Greedy when temperature == 0. callback(i, token) streams each new token of prompt i."""
+        if not prompts or any(len(p) == 0 for p in prompts):
+            raise ValueError("generate: prompts must be a non-empty list of non-empty token lists")
+        B, dev = len(prompts), self.device
+        need = max(len(p) for p in prompts) + max_new_tokens
+        if self.caches is None or self.caches.max_batch < B or self.caches.max_seq < need:
+            self.setup_caches(max(B, self.caches.max_batch if self.caches else 0), need)
+        eos = set([eos_token_id] if isinstance(eos_token_id, int) else eos_token_id or [])
+        gen = torch.Generator(device=dev)
+        if seed is not None:
+            gen.manual_seed(seed)
+
+        rows = torch.arange(B, dtype=torch.int32, device=dev)
+        tokens = torch.tensor([t for p in prompts for t in p], dtype=torch.long, device=dev)
+        logits = self._prefill(tokens, [len(p) for p in prompts], rows, last_only=True)
+        out: list[list[int]] = [[] for _ in prompts]
+        positions = torch.tensor([len(p) for p in prompts], dtype=torch.int32, device=dev)
+        active = list(range(B))
+        for step in range(max_new_tokens):
+            nxt = _sample(logits, temperature, top_k, top_p, gen).tolist()   # the one host read per step
+            keep = []
+            for j, i in enumerate(active):
+                out[i].append(nxt[j])
+                if callback:
+                    callback(i, nxt[j])
+                if nxt[j] not in eos:
+                    keep.append(j)
+            if step + 1 == max_new_tokens or not keep:
+                break
+            if len(keep) < len(active):              # finished sequences stop consuming work
+                idx = torch.tensor(keep, device=dev)
+                rows, positions = rows[idx], positions[idx]
+                active = [active[j] for j in keep]
+                nxt = [nxt[j] for j in keep]
+            tok = torch.tensor(nxt, dtype=torch.long, device=dev)
+            logits = self._decode(tok, rows, positions, self.caches.block_table[rows.long()])
+            positions = positions + 1
+        return out
+
+
+def _sample(logits: Tensor, temperature: float, top_k, top_p, gen) -> Tensor:
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = (logits.float() / temperature).softmax(-1)
+    if top_k:
+        kth = probs.topk(min(top_k, probs.shape[-1]), dim=-1).values[..., -1:]
+        probs = probs.masked_fill(probs < kth, 0)
+    if top_p:
+        sorted_p, order = probs.sort(-1, descending=True)
+        drop = sorted_p.cumsum(-1) - sorted_p > top_p
+        probs = probs.scatter(-1, order, sorted_p.masked_fill(drop, 0))
+    return torch.multinomial(probs / probs.sum(-1, keepdim=True), 1, generator=gen)[:, 0]
+
+
+def _fuse(cfg: Lfm2Config, raw: dict[str, Tensor], dtype, device) -> dict[str, Tensor]:
+    """Checkpoint tensors -> the model's: q/k/v and w1/w3 concatenated (one matmul each), conv weight [D, K]."""
+    cv = lambda t: t.to(device=device, dtype=dtype).contiguous()
+    p = "model.layers"
+    w = {"embed": cv(raw["model.embed_tokens.weight"]), "final_norm": cv(raw["model.embedding_norm.weight"])}
+    w["lm_head"] = cv(raw["lm_head.weight"]) if "lm_head.weight" in raw else w["embed"]
+    for i in range(cfg.num_hidden_layers):
+        w[f"norm.{i}"] = cv(raw[f"{p}.{i}.operator_norm.weight"])
+        w[f"ffn_norm.{i}"] = cv(raw[f"{p}.{i}.ffn_norm.weight"])
+        w[f"w13.{i}"] = cv(torch.cat([raw[f"{p}.{i}.feed_forward.w1.weight"], raw[f"{p}.{i}.feed_forward.w3.weight"]]))
+        w[f"w2.{i}"] = cv(raw[f"{p}.{i}.feed_forward.w2.weight"])
+        if cfg.is_attention(i):
+            a = f"{p}.{i}.self_attn"
+            w[f"qkv.{i}"] = cv(torch.cat([raw[f"{a}.q_proj.weight"], raw[f"{a}.k_proj.weight"], raw[f"{a}.v_proj.weight"]]))
+            w[f"o_proj.{i}"] = cv(raw[f"{a}.out_proj.weight"])
+            w[f"q_norm.{i}"] = cv(raw[f"{a}.q_layernorm.weight"])
+            w[f"k_norm.{i}"] = cv(raw[f"{a}.k_layernorm.weight"])
+        else:
+            c = f"{p}.{i}.conv"
+            w[f"in_proj.{i}"] = cv(raw[f"{c}.in_proj.weight"])
+            w[f"out_proj.{i}"] = cv(raw[f"{c}.out_proj.weight"])
+            w[f"conv.{i}"] = cv(raw[f"{c}.conv.weight"][:, 0, :])
+    return w
