@@ -1,0 +1,141 @@
+"""lfm25_model against transformers' Lfm2ForCausalLM (the external oracle): random small LFM2 configs saved
+with save_pretrained and loaded by from_pretrained; logits, greedy generation, loader errors."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+from transformers import Lfm2Config as HfConfig, Lfm2ForCausalLM as HfModel  # noqa: E402
+
+from lfm25_model import Lfm2Config, Lfm2ForCausalLM  # noqa: E402
+
+# (hidden, heads, kv heads, layer pattern, conv width): hidden sizes off multiples of 64, GQA groups 1, 2, 4
+CONFIGS = {
+    "h96-g1-k3": (96, 3, 3, "CACA", 3),
+    "h160-g5-k4": (160, 5, 1, "ACCA", 4),
+    "h128-g2-k3": (128, 4, 2, "CCAC", 3),
+    "h256-g4-k4": (256, 8, 2, "ACAC", 4),
+}
+
+
+def make_checkpoint(tmp_path, name, seed=0, **overrides):
+    hidden, heads, kv, pattern, width = CONFIGS[name]
+    torch.manual_seed(seed)
+    cfg = HfConfig(vocab_size=211, hidden_size=hidden, intermediate_size=3 * hidden, num_hidden_layers=len(pattern),
+                   num_attention_heads=heads, num_key_value_heads=kv, conv_L_cache=width,
+                   layer_types=["full_attention" if c == "A" else "conv" for c in pattern],
+                   max_position_embeddings=256, initializer_range=0.15, **overrides)
+    model = HfModel(cfg).eval()
+    path = tmp_path / name
+    model.save_pretrained(path)
+    return model, str(path)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("backend", ["kernels", "reference"])
+def test_fp32_logits_match_transformers(tmp_path, name, backend):
+    hf, path = make_checkpoint(tmp_path, name)
+    ids = torch.randint(0, 211, (2, 13), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = hf(ids).logits
+    ours = Lfm2ForCausalLM.from_pretrained(path, backend=backend, dtype=torch.float32)
+    got = ours(ids)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["h96-g1-k3", "h128-g2-k3", "h256-g4-k4"])
+@pytest.mark.parametrize("paged", [False, True])
+def test_greedy_generation_matches_transformers(tmp_path, name, paged):
+    hf, path = make_checkpoint(tmp_path, name, seed=3)
+    prompts = [[5, 17, 42, 9, 100, 3, 77], [8, 21], [150, 4, 4, 60, 2]]
+    ours = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.float32)
+    ours.setup_caches(4, 64, paged=paged, block_size=8)
+    got = ours.generate(prompts, 32)
+    for p, g in zip(prompts, got):
+        want = hf.generate(torch.tensor([p]), max_new_tokens=32, do_sample=False, eos_token_id=None, pad_token_id=0)
+        assert g == want[0, len(p):].tolist()
+    assert len({t for g in got for t in g}) > 5, "degenerate test: the random model repeats one token"
+
+
+def test_generation_stops_finished_sequences_and_streams(tmp_path):
+    _, path = make_checkpoint(tmp_path, "h96-g1-k3", seed=3)
+    ours = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.float32)
+    prompts = [[5, 17, 42], [8, 21, 9, 9]]
+    free = ours.generate(prompts, 12)
+    eos = free[0][3]                                       # make sequence 0 stop after 4 tokens
+    streamed = []
+    got = ours.generate(prompts, 12, eos_token_id=eos, callback=lambda i, t: streamed.append((i, t)))
+    assert got[0] == free[0][:free[0].index(eos) + 1]
+    assert got[1][:len(got[1])] == free[1][:len(got[1])]
+    assert sorted(streamed) == sorted((i, t) for i, g in enumerate(got) for t in g)
+
+
+def test_sampling_is_seeded(tmp_path):
+    _, path = make_checkpoint(tmp_path, "h96-g1-k3")
+    ours = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.float32)
+    a = ours.generate([[1, 2, 3]], 10, temperature=0.8, top_k=20, top_p=0.9, seed=7)
+    b = ours.generate([[1, 2, 3]], 10, temperature=0.8, top_k=20, top_p=0.9, seed=7)
+    assert a == b
+
+
+def test_config_key_styles(tmp_path):
+    lfm2 = dict(vocab_size=65536, hidden_size=1024, num_hidden_layers=16, num_attention_heads=16,
+                num_key_value_heads=8, block_ff_dim=6656, intermediate_size=9999, full_attn_idxs=[2, 5, 8, 10, 12, 14],
+                rope_theta=1e6, conv_L_cache=3, block_multiple_of=256, block_ffn_dim_multiplier=1.0,
+                block_auto_adjust_ff_dim=True, bos_token_id=1, eos_token_id=7, pad_token_id=0)
+    lfm25 = {k: v for k, v in lfm2.items() if k not in ("full_attn_idxs", "rope_theta")}
+    lfm25.update(layer_types=["full_attention" if i in (2, 5, 8, 10, 12, 14) else "conv" for i in range(16)],
+                 rope_parameters={"rope_theta": 1e6, "rope_type": "default"})
+    a, b = Lfm2Config.from_dict(lfm2), Lfm2Config.from_dict(lfm25)
+    assert a == b == Lfm2Config.lfm25_350m()
+    assert a.intermediate_size == 4608
+    with pytest.raises(ValueError, match="missing key 'hidden_size'"):
+        Lfm2Config.from_dict({k: v for k, v in lfm2.items() if k != "hidden_size"})
+    with pytest.raises(ValueError, match="'layer_types' has 3 entries"):
+        Lfm2Config.from_dict(dict(lfm25, layer_types=["conv"] * 3))
+    with pytest.raises(ValueError, match="'conv_bias'"):
+        Lfm2Config.from_dict(dict(lfm2, conv_bias=True))
+
+
+def _weights_file(path):
+    return os.path.join(path, "model.safetensors")
+
+
+def test_loader_rejects_a_truncated_file(tmp_path):
+    _, path = make_checkpoint(tmp_path, "h96-g1-k3")
+    data = open(_weights_file(path), "rb").read()
+    open(_weights_file(path), "wb").write(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cannot read"):
+        Lfm2ForCausalLM.from_pretrained(path)
+
+
+def test_loader_names_missing_and_misshaped_tensors(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    _, path = make_checkpoint(tmp_path, "h96-g1-k3")
+    tensors = load_file(_weights_file(path))
+    del tensors["model.layers.0.conv.in_proj.weight"]
+    tensors["model.layers.1.self_attn.q_layernorm.weight"] = torch.ones(31)
+    tensors["model.layers.9.extra.weight"] = torch.ones(2)
+    save_file(tensors, _weights_file(path))
+    with pytest.raises(ValueError) as e:
+        Lfm2ForCausalLM.from_pretrained(path)
+    msg = str(e.value)
+    assert "missing tensors: ['model.layers.0.conv.in_proj.weight']" in msg
+    assert "model.layers.1.self_attn.q_layernorm.weight: expected [32], got [31]" in msg
+    assert "unexpected tensors: ['model.layers.9.extra.weight']" in msg
+
+
+def test_sharded_checkpoint_loads(tmp_path):
+    hf, path = make_checkpoint(tmp_path, "h128-g2-k3")
+    sharded = tmp_path / "sharded"
+    hf.save_pretrained(sharded, max_shard_size="100KB")
+    assert os.path.exists(sharded / "model.safetensors.index.json")
+    ids = torch.randint(0, 211, (1, 9))
+    a = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.float32)(ids)
+    b = Lfm2ForCausalLM.from_pretrained(str(sharded), dtype=torch.float32)(ids)
+    assert torch.equal(a, b)
