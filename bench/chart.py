@@ -20,6 +20,7 @@ def _color(backend: str) -> str:
 def chart(rows: list[dict], e2e_rows: list[dict], header: dict, path: str) -> str:
     cases = list(dict.fromkeys((r["op"], r["case"], r["dtype"]) for r in rows))
     backends = list(dict.fromkeys(r["backend"] for r in rows))
+    e2e_rows = [r for r in e2e_rows if r["unit"] == "tok/s"]
     n_panels = 2 if e2e_rows else 1
     fig, axes = plt.subplots(n_panels, 1, figsize=(13, 0.42 * len(cases) * max(1, len(backends) / 2) + 2.5 +
                                                    (3 if e2e_rows else 0)), squeeze=False)
@@ -50,7 +51,7 @@ def chart(rows: list[dict], e2e_rows: list[dict], header: dict, path: str) -> st
         impls = list(dict.fromkeys(r["impl"] for r in e2e_rows))
         h = 0.8 / len(impls)
         for j, impl in enumerate(impls):
-            vals = [next((r["tokens_per_s"] for r in e2e_rows if r["metric"] == m and r["impl"] == impl), 0) for m in labels]
+            vals = [next((r["value"] for r in e2e_rows if r["metric"] == m and r["impl"] == impl), 0) for m in labels]
             ax2.barh([i + j * h for i in range(len(labels))], vals, height=h, label=impl,
                      color="#1565c0" if "lfm25" in impl else "#9e9e9e")
         ax2.set_yticks([i + 0.4 - h / 2 for i in range(len(labels))])

@@ -16,7 +16,14 @@ def run(device: str, quick: bool = False) -> list[dict]:
 def print_table(rows: list[dict]):
     if not rows:
         return
-    fmt = "{:<34} {:<24} {:>12}"
-    print("\n" + fmt.format("end to end", "implementation", "tokens/s"))
-    for r in rows:
-        print(fmt.format(r["metric"], r["impl"], f"{r['tokens_per_s']:.1f}"))
+    fmt = "{:<40} {:>14} {:>14} {:>7} {:>9}"
+    impls = list(dict.fromkeys(r["impl"] for r in rows))
+    print("\n" + fmt.format("end to end (" + rows[0]["dtype"] + ")", impls[0][:14], impls[-1][:14], "unit", "ratio"))
+    for metric in dict.fromkeys(r["metric"] for r in rows):
+        vals = {r["impl"]: r for r in rows if r["metric"] == metric}
+        a, b = vals.get(impls[0]), vals.get(impls[-1])
+        ratio = a["value"] / b["value"] if a and b else float("nan")
+        if a and a["unit"] != "tok/s":
+            ratio = 1 / ratio                      # lower is better: time, memory
+        print(fmt.format(metric, f"{a['value']:.1f}" if a else "-", f"{b['value']:.1f}" if b else "-",
+                         (a or b)["unit"], f"{ratio:.2f}x"))

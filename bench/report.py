@@ -30,10 +30,11 @@ def main(argv=None):
                   f"{r['gbps']:.1f} | {100 * r['copy_fraction']:.0f}% | {r['speedup_vs_reference']:.1f}x |")
     e2e = [r for r in rows if "metric" in r]
     if e2e:
-        print("\n| end to end | implementation | tokens/s |")
+        print(f"\nEnd to end, LFM2.5-350M shapes, random weights, {e2e[0]['dtype']}:\n")
+        print("| metric | implementation | value |")
         print("|---|---|---:|")
         for r in e2e:
-            print(f"| {r['metric']} | {r['impl']} | {r['tokens_per_s']:.1f} |")
+            print(f"| {r['metric']} | {r['impl']} | {r['value']:.1f} {r['unit']} |")
     return 0
 
 

@@ -72,18 +72,18 @@ def measure(impl: str, dtype, device: str, quick: bool) -> list[dict]:
     T = 256 if quick else 1024
     p = [prompt(T)]
     t = timed(lambda: _generate(impl, model, p, 1), reps=1 if quick else 2)
-    rows.append(dict(metric=f"prefill {T} tokens", tokens_per_s=T / t, seconds=t))
+    rows.append(dict(metric=f"prefill {T} tokens", value=T / t, unit="tok/s"))
     p = [prompt(128)]
     t = timed(lambda: _generate(impl, model, p, 1), reps=2)
-    rows.append(dict(metric="time to first token (128-token prompt)", tokens_per_s=1 / t, seconds=t))
+    rows.append(dict(metric="time to first token, 128-token prompt", value=1e3 * t, unit="ms"))
     steps = 8 if quick else 32
     for B in ((1, 8) if quick else (1, 8, 64)):
         ps = [prompt(16) for _ in range(B)]
         t1 = timed(lambda: _generate(impl, model, ps, 1))
         tn = timed(lambda: _generate(impl, model, ps, steps + 1))
-        rows.append(dict(metric=f"decode batch {B}", tokens_per_s=B * steps / (tn - t1), seconds=tn - t1))
+        rows.append(dict(metric=f"decode batch {B}", value=B * steps / (tn - t1), unit="tok/s"))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024          # MiB (Linux reports KiB)
-    rows.append(dict(metric="peak RSS (MiB)", tokens_per_s=peak, seconds=0.0))
+    rows.append(dict(metric="peak RSS", value=peak, unit="MiB"))
     return rows
 
 
