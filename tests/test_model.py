@@ -139,3 +139,41 @@ def test_sharded_checkpoint_loads(tmp_path):
     a = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.float32)(ids)
     b = Lfm2ForCausalLM.from_pretrained(str(sharded), dtype=torch.float32)(ids)
     assert torch.equal(a, b)
+
+
+def test_transformers_swap_gives_the_same_tokens_and_is_reversible(tmp_path):
+    from lfm25_kernels.integrations.transformers import swap_kernels
+    from transformers.models.lfm2.modeling_lfm2 import Lfm2ShortConv
+
+    hf, _ = make_checkpoint(tmp_path, "h128-g2-k3", seed=3)
+    ids = torch.tensor([[5, 17, 42, 9, 100, 3, 77]])
+    kw = dict(max_new_tokens=24, do_sample=False, eos_token_id=None, pad_token_id=0)
+    plain = hf.generate(ids, **kw)
+    calls = []
+    with swap_kernels(hf) as swap:
+        assert len(swap.layers) == 3
+        hook = hf.model.layers[0].conv.register_forward_hook(lambda m, i, o: calls.append(1))
+        swapped = hf.generate(ids, **kw)
+        hook.remove()
+    assert torch.equal(plain, swapped)
+    assert len(calls) == 24                                 # prefill + 23 decode steps ran the swapped layer
+    assert all("forward" not in m.__dict__ for m in hf.modules() if isinstance(m, Lfm2ShortConv))
+    assert torch.equal(hf.generate(ids, **kw), plain)
+
+
+def test_cli_generates_from_a_checkpoint_with_its_tokenizer(tmp_path, capsys):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from lfm25_model.__main__ import main
+
+    _, path = make_checkpoint(tmp_path, "h96-g1-k3", seed=3)
+    vocab = {w: i for i, w in enumerate(["<|pad|>", "<|startoftext|>", "<|im_end|>", "<|im_start|>", "user", "assistant",
+                                         "\n", "hello", "world"] + [f"w{i}" for i in range(202)])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<|pad|>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.add_special_tokens(["<|startoftext|>", "<|im_start|>", "<|im_end|>"])
+    tok.save(os.path.join(path, "tokenizer.json"))
+    assert main(["generate", "--model", path, "--prompt", "hello world", "--chat", "--max-new-tokens", "6",
+                 "--dtype", "fp32"]) == 0
+    out = capsys.readouterr()
+    assert "w" in out.out and "decode:" in out.err and "tok/s" in out.err
