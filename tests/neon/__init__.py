@@ -1,0 +1,119 @@
+"""The aarch64 kernels under emulation: tests/neon/runner.cpp is cross-built with aarch64-linux-gnu-g++ and
+run under qemu-aarch64 as one long-lived process; test launches are sent to it through
+lfm25_kernels.ops.launcher, so every op test also runs the NEON (and aarch64 portable) kernels unchanged.
+
+Without the cross compiler or qemu the NEON backends are skipped locally and fail in CI (CI=true)."""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import struct
+import subprocess
+import threading
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+CXX = os.environ.get("LFM25_AARCH64_CXX", "aarch64-linux-gnu-g++")
+QEMU = os.environ.get("LFM25_QEMU_AARCH64", "qemu-aarch64")
+OPS = {"short_conv": 0, "short_conv_update": 1, "qk_norm_rope_append": 2, "gqa_decode": 3, "rms_norm": 4}
+OUTPUTS = {"y", "state", "q_out", "k_cache", "v_cache", "out", "residual_out"}   # fields the kernels write
+THREADS = 2                                                                        # exercise the thread pool
+
+
+def missing_tools() -> list[str]:
+    return [t for t in (CXX, QEMU) if shutil.which(t) is None]
+
+
+def _sources() -> list[Path]:
+    return sorted([ROOT / "tests/neon/runner.cpp", ROOT / "tests/neon/build.sh", ROOT / "csrc/status.cpp",
+                   *(ROOT / "csrc/include/lfm25").glob("*.h"), *(ROOT / "csrc/cpu").glob("*")])
+
+
+_build_lock = threading.Lock()
+
+
+def runner_binary() -> Path:
+    """Build (once per source state) and return the aarch64 runner."""
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in _sources() if p.is_file())).hexdigest()[:16]
+    out = ROOT / "build" / "neon-qemu" / f"runner-{digest}"
+    with _build_lock:
+        if not out.exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_suffix(".tmp")
+            subprocess.run(["bash", str(ROOT / "tests/neon/build.sh"), str(tmp)], check=True)
+            tmp.rename(out)
+    return out
+
+
+def _span(t: torch.Tensor) -> tuple[int, int]:
+    """(address, bytes) of the memory a strided view can touch."""
+    if t.numel() == 0:
+        return t.data_ptr(), 0
+    last = sum((s - 1) * st for s, st in zip(t.shape, t.stride()))
+    return t.data_ptr(), (last + 1) * t.element_size()
+
+
+class Runner:
+    """One qemu-aarch64 process running the runner for CPU model `cpu`."""
+
+    def __init__(self, cpu: str):
+        self.cpu = cpu
+        self.proc = None
+        self.lock = threading.Lock()
+
+    def _start(self):
+        if self.proc is None or self.proc.poll() is not None:
+            gone = missing_tools()
+            if gone:
+                raise RuntimeError(f"NEON tests need {gone} (apt-get install g++-aarch64-linux-gnu qemu-user)")
+            self.proc = subprocess.Popen([QEMU, "-cpu", self.cpu, str(runner_binary())], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE)
+
+    def call(self, isa: str, op: str, params, tensors: dict[str, torch.Tensor]):
+        params.num_threads = THREADS
+        raw = params.to_bytes()
+        offsets = type(params).pointer_offsets
+        spans = {name: _span(t.contiguous() if False else t) for name, t in tensors.items()}
+        msg = [struct.pack("<II", OPS[op], len(isa)), isa.encode(), struct.pack("<I", len(raw)), raw,
+               struct.pack("<I", len(spans))]
+        for name, (addr, n) in spans.items():
+            msg += [struct.pack("<IQQ", offsets[name], 0, n), ctypes.string_at(addr, n)]
+        with self.lock:
+            self._start()
+            self.proc.stdin.write(b"".join(msg))
+            self.proc.stdin.flush()
+            read = self.proc.stdout.read
+            head = read(8)
+            if len(head) < 8:
+                raise RuntimeError(f"qemu-aarch64 runner ({self.cpu}) died with code {self.proc.wait()}")
+            status, mlen = struct.unpack("<iI", head)
+            text = read(mlen).decode()
+            for name, (addr, n) in spans.items():
+                data = read(n)
+                if name in OUTPUTS and n:
+                    ctypes.memmove(addr, data, n)
+        if status != 0:
+            raise ValueError(text)
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+
+
+_runners: dict[str, Runner] = {}
+
+
+def runner(cpu: str) -> Runner:
+    if cpu not in _runners:
+        _runners[cpu] = Runner(cpu)
+    return _runners[cpu]
+
+
+def launcher(isa: str, cpu: str):
+    """A launcher for lfm25_kernels.ops.launcher: every op runs the aarch64 `isa` table under qemu `-cpu`."""
+    return lambda op, params, tensors: runner(cpu).call(isa, op, params, tensors)
