@@ -75,16 +75,10 @@ class Runner:
 
     def call(self, isa: str, op: str, params, tensors: dict[str, torch.Tensor]):
         params.num_threads = THREADS
-        raw = params.to_bytes()
-        offsets = type(params).pointer_offsets
-        spans = {name: _span(t.contiguous() if False else t) for name, t in tensors.items()}
-        msg = [struct.pack("<II", OPS[op], len(isa)), isa.encode(), struct.pack("<I", len(raw)), raw,
-               struct.pack("<I", len(spans))]
-        for name, (addr, n) in spans.items():
-            msg += [struct.pack("<IQQ", offsets[name], 0, n), ctypes.string_at(addr, n)]
+        spans = {name: _span(t) for name, t in tensors.items()}
         with self.lock:
             self._start()
-            self.proc.stdin.write(b"".join(msg))
+            self.proc.stdin.write(encode(isa, OPS[op], params, tensors))
             self.proc.stdin.flush()
             read = self.proc.stdout.read
             head = read(8)
@@ -103,6 +97,18 @@ class Runner:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.stdin.close()
             self.proc.wait(timeout=30)
+
+
+def encode(isa: str, op_code: int, params, tensors: dict[str, torch.Tensor]) -> bytes:
+    """One request for runner.cpp (its header comment has the format)."""
+    raw = params.to_bytes()
+    offsets = type(params).pointer_offsets
+    msg = [struct.pack("<II", op_code, len(isa)), isa.encode(), struct.pack("<I", len(raw)), raw,
+           struct.pack("<I", len(tensors))]
+    for name, t in tensors.items():
+        addr, n = _span(t)
+        msg += [struct.pack("<IQQ", offsets[name], 0, n), ctypes.string_at(addr, n)]
+    return b"".join(msg)
 
 
 _runners: dict[str, Runner] = {}

@@ -2,7 +2,7 @@
 // launches sent by tests/neon/__init__.py over stdin/stdout, through the same validation and dispatch table
 // as the Python module.
 //
-// Request:  u32 op, u32 isa length, isa bytes, u32 params size, params bytes, u32 buffer count, then per buffer
+// Request:  u32 op (255: read and answer without running a kernel), u32 isa length, isa bytes, u32 params size, params bytes, u32 buffer count, then per buffer
 //           u32 field offset, u64 pointer offset into the buffer, u64 length, bytes.
 // Response: i32 status, u32 message length, message, then every buffer's bytes (length as sent).
 #include <cstdint>
@@ -69,6 +69,7 @@ int main() {
       case 2: s = run<QkNormRopeAppendParams>(cpu::run_qk_norm_rope_append, *table, params); break;
       case 3: s = run<GqaDecodeParams>(cpu::run_gqa_decode, *table, params); break;
       case 4: s = run<RmsNormParams>(cpu::run_rms_norm, *table, params); break;
+      case 255: s = Status::kOk; break;   // everything but the kernel: the baseline of bench/neon_insn.py
       default: std::fprintf(stderr, "runner: unknown op %u\n", op); std::exit(2);
     }
     const int32_t code = int32_t(s);
