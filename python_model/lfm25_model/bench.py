@@ -1,8 +1,8 @@
 """End-to-end timing of lfm25_model against transformers' Lfm2ForCausalLM on the same random LFM2.5-350M
-weights. Each implementation runs in its own process (clean peak RSS):
+weights, saved once as a Hugging Face checkpoint and loaded by each in its own process (clean peak RSS):
 
-  python -m lfm25_model.bench --impl lfm25 --dtype bf16          one implementation, JSON on stdout
-  compare(device)                                                  both, as rows for python -m bench
+  compare(device)          both, as rows for python -m bench
+  python -m lfm25_model.bench --impl lfm25 --checkpoint DIR       one implementation, JSON on stdout
 """
 from __future__ import annotations
 
@@ -11,36 +11,42 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 import torch
 
 
-def _build(impl: str, dtype, device):
-    from lfm25_model import Lfm2Config, Lfm2ForCausalLM
+def write_checkpoint(path: str, dtype) -> str:
+    """Random LFM2.5-350M weights saved as a Hugging Face checkpoint (config.json + model.safetensors)."""
+    from safetensors.torch import save_file
+
+    from lfm25_model import Lfm2Config
     from lfm25_model.loader import random_weights
 
     cfg = Lfm2Config.lfm25_350m()
-    raw = random_weights(cfg, seed=0)
+    config = dict(model_type="lfm2", architectures=["Lfm2ForCausalLM"], vocab_size=cfg.vocab_size,
+                  hidden_size=cfg.hidden_size, intermediate_size=6656, num_hidden_layers=cfg.num_hidden_layers,
+                  num_attention_heads=cfg.num_attention_heads, num_key_value_heads=cfg.num_key_value_heads,
+                  layer_types=cfg.layer_types, conv_L_cache=cfg.conv_L_cache, norm_eps=cfg.norm_eps,
+                  max_position_embeddings=128000, rope_parameters={"rope_theta": cfg.rope_theta, "rope_type": "default"},
+                  block_multiple_of=256, block_ffn_dim_multiplier=1.0, block_auto_adjust_ff_dim=True,
+                  tie_word_embeddings=True, bos_token_id=1, eos_token_id=7, pad_token_id=0,
+                  dtype="bfloat16" if dtype == torch.bfloat16 else "float32")
+    with open(f"{path}/config.json", "w") as f:
+        json.dump(config, f)
+    save_file({k: v.to(dtype).contiguous() for k, v in random_weights(cfg, seed=0).items()}, f"{path}/model.safetensors")
+    return path
+
+
+def _build(impl: str, checkpoint: str, dtype, device):
     if impl == "lfm25":
-        from lfm25_model.model import _fuse
+        from lfm25_model import Lfm2ForCausalLM
 
-        model = Lfm2ForCausalLM(cfg, _fuse(cfg, raw, dtype, torch.device(device)), "kernels")
-        del raw
-        return model
-    from transformers import Lfm2Config as HfConfig, Lfm2ForCausalLM as HfModel
+        return Lfm2ForCausalLM.from_pretrained(checkpoint, dtype=dtype, device=device)
+    from transformers import Lfm2ForCausalLM as HfModel
 
-    hf_cfg = HfConfig(vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, intermediate_size=6656,
-                      num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
-                      num_key_value_heads=cfg.num_key_value_heads, layer_types=cfg.layer_types,
-                      conv_L_cache=cfg.conv_L_cache, norm_eps=cfg.norm_eps, max_position_embeddings=128000,
-                      rope_parameters={"rope_theta": cfg.rope_theta, "rope_type": "default"})
-    model = HfModel(hf_cfg)
-    missing, unexpected = model.load_state_dict(raw, strict=False)
-    assert not unexpected and all(k == "lm_head.weight" for k in missing), (missing, unexpected)
-    model.tie_weights()
-    del raw
-    return model.to(device=device, dtype=dtype).eval()
+    return HfModel.from_pretrained(checkpoint, dtype=dtype).to(device).eval()
 
 
 def _generate(impl, model, prompts, n):
@@ -51,8 +57,21 @@ def _generate(impl, model, prompts, n):
         return model.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
 
 
-def measure(impl: str, dtype, device: str, quick: bool) -> list[dict]:
-    model = _build(impl, dtype, device)
+def _peak_rss_mib() -> float:
+    # NOTE: VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child starts with its parent's peak
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(impl: str, checkpoint: str, dtype, device: str, quick: bool) -> list[dict]:
+    """Peak RSS covers the whole process: loading the checkpoint and every run."""
+    model = _build(impl, checkpoint, dtype, device)
     g = torch.Generator().manual_seed(0)
     prompt = lambda T: torch.randint(10, 60000, (T,), generator=g).tolist()
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
@@ -82,29 +101,37 @@ def measure(impl: str, dtype, device: str, quick: bool) -> list[dict]:
         t1 = timed(lambda: _generate(impl, model, ps, 1))
         tn = timed(lambda: _generate(impl, model, ps, steps + 1))
         rows.append(dict(metric=f"decode batch {B}", value=B * steps / (tn - t1), unit="tok/s"))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024          # MiB (Linux reports KiB)
-    rows.append(dict(metric="peak RSS", value=peak, unit="MiB"))
+    rows.append(dict(metric="peak RSS", value=_peak_rss_mib(), unit="MiB"))
     return rows
 
 
 def compare(device: str = "cpu", quick: bool = False, dtype: str = "bf16") -> list[dict]:
     out = []
-    for impl in ("lfm25", "transformers"):
-        cmd = [sys.executable, "-m", "lfm25_model.bench", "--impl", impl, "--dtype", dtype, "--device", device,
-               "--threads", str(torch.get_num_threads())] + (["--quick"] if quick else [])
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0:
-            print(f"end-to-end {impl} failed:\n{res.stderr[-2000:]}")
-            continue
-        name = "lfm25_model (kernels)" if impl == "lfm25" else f"transformers eager"
-        for r in json.loads(res.stdout.strip().splitlines()[-1]):
-            out.append(dict(r, impl=name, dtype=dtype))
+    with tempfile.TemporaryDirectory() as ckpt:
+        write_checkpoint(ckpt, torch.bfloat16 if dtype == "bf16" else torch.float32)
+        for impl in ("lfm25", "transformers"):
+            out += _run_one(impl, ckpt, device, quick, dtype)
+    return out
+
+
+def _run_one(impl, ckpt, device, quick, dtype) -> list[dict]:
+    out = []
+    cmd = [sys.executable, "-m", "lfm25_model.bench", "--impl", impl, "--checkpoint", ckpt, "--dtype", dtype,
+           "--device", device, "--threads", str(torch.get_num_threads())] + (["--quick"] if quick else [])
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        print(f"end-to-end {impl} failed:\n{res.stderr[-2000:]}")
+        return out
+    name = "lfm25_model (kernels)" if impl == "lfm25" else "transformers eager"
+    for r in json.loads(res.stdout.strip().splitlines()[-1]):
+        out.append(dict(r, impl=name, dtype=dtype))
     return out
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m lfm25_model.bench")
     ap.add_argument("--impl", choices=("lfm25", "transformers"), required=True)
+    ap.add_argument("--checkpoint", required=True, help="directory written by write_checkpoint")
     ap.add_argument("--dtype", default="bf16", choices=("bf16", "fp32"))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
@@ -113,7 +140,7 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
-    print(json.dumps(measure(args.impl, dtype, args.device, args.quick)))
+    print(json.dumps(measure(args.impl, args.checkpoint, dtype, args.device, args.quick)))
 
 
 if __name__ == "__main__":

@@ -42,22 +42,47 @@ def _files(path: str) -> list[str]:
     raise FileNotFoundError(f"no model.safetensors or model.safetensors.index.json in {path}")
 
 
-def load_safetensors(path: str, cfg: Lfm2Config) -> dict[str, torch.Tensor]:
+class LazyTensors:
+    """name -> tensor over the checkpoint's files, read from the memory map when first asked for, so the model
+    can convert and fuse one tensor at a time (peak memory ~ the model, not the model twice)."""
+
+    def __init__(self, handles: dict):
+        self._where = handles   # name -> open safe_open handle
+
+    def keys(self):
+        return self._where.keys()
+
+    def __contains__(self, name):
+        return name in self._where
+
+    def __getitem__(self, name) -> torch.Tensor:
+        return self._where[name].get_tensor(name)
+
+    def values(self):
+        return (self[n] for n in self._where)
+
+    def shape(self, name) -> tuple:
+        return tuple(self._where[name].get_slice(name).get_shape())
+
+
+def load_safetensors(path: str, cfg: Lfm2Config) -> LazyTensors:
     from safetensors import safe_open
 
-    tensors: dict[str, torch.Tensor] = {}
+    where = {}
     for file in _files(path):
         try:
-            with safe_open(file, framework="pt") as f:       # memory-mapped; tensors are read on access
-                for name in f.keys():
-                    tensors[name] = f.get_tensor(name)
+            f = safe_open(file, framework="pt")             # memory-mapped; tensors are read on access
+            for name in f.keys():
+                where[name] = f
+                f.get_slice(name).get_shape()
         except Exception as e:                              # a truncated or corrupt file
             raise ValueError(f"cannot read {file}: {e}") from e
+    tensors = LazyTensors(where)
     want = expected_shapes(cfg)
-    missing = sorted(set(want) - set(tensors))
-    unexpected = sorted(set(tensors) - set(want) - {"lm_head.weight"})
-    wrong = sorted(f"{n}: expected {list(want[n])}, got {list(tensors[n].shape)}"
-                   for n in set(want) & set(tensors) if tuple(tensors[n].shape) != want[n])
+    missing = sorted(set(want) - set(tensors.keys()))
+    unexpected = sorted(set(tensors.keys()) - set(want) - {"lm_head.weight"})
+    wrong = sorted(f"{n}: expected {list(want[n])}, got {list(tensors.shape(n))}"
+                   for n in set(want) & set(tensors.keys()) if tensors.shape(n) != want[n])
     problems = []
     if missing:
         problems.append(f"missing tensors: {missing}")
