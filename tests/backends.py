@@ -43,7 +43,7 @@ def all_backends() -> list:
     # the tools they are skipped here and fail in CI, where .ci/run installs them.
     gone = neon.missing_tools()
     skip = [pytest.mark.skipif(bool(gone) and not os.environ.get("CI"), reason=f"NEON tests need {gone}")]
-    for isa in ("neon", "portable"):
+    for isa in ("neon_bf16", "neon", "portable"):
         found.append(pytest.param(_qemu(isa, "max"), id=f"aarch64-{isa}", marks=[pytest.mark.neon, *skip]))
     found.append(pytest.param(Backend("cuda", "cuda", contextlib.nullcontext), id="cuda",
                               marks=[pytest.mark.cuda, pytest.mark.skipif(

@@ -1,6 +1,11 @@
 // The one place where a CPU ISA is chosen: a table per ISA, best first, filtered by what this CPU runs.
 #include <cstdlib>
 #include <cstring>
+#if defined(LFM25_CPU_NEON) && defined(__linux__)
+#include <sys/auxv.h>
+#elif defined(LFM25_CPU_NEON) && defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
 
 #include "kernels.h"
 
@@ -24,12 +29,27 @@ bool has_avx512() {
 }
 #endif
 
+#if defined(LFM25_CPU_NEON)
+bool has_bf16() {  // ARMv8.6 BF16 (BFCVT): Graviton3+, Apple M2+, Cortex-A510/A710+
+#if defined(__linux__)
+  return (getauxval(AT_HWCAP2) & (1UL << 14)) != 0;  // HWCAP2_BF16
+#elif defined(__APPLE__)
+  int v = 0;
+  size_t n = sizeof v;
+  return sysctlbyname("hw.optional.arm.FEAT_BF16", &v, &n, nullptr, 0) == 0 && v;
+#else
+  return false;
+#endif
+}
+#endif
+
 const Entry kEntries[] = {
 #if defined(LFM25_CPU_X86_SIMD)
     {LFM25_TABLE(avx512), has_avx512},
     {LFM25_TABLE(avx2), has_avx2},
 #endif
 #if defined(LFM25_CPU_NEON)
+    {LFM25_TABLE(neon_bf16), has_bf16},
     {LFM25_TABLE(neon), always},
 #endif
     {LFM25_TABLE(portable), always},

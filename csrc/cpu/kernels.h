@@ -19,6 +19,7 @@ LFM25_DECLARE_CPU_KERNELS(avx512)
 #endif
 #if defined(LFM25_CPU_NEON)  // set by CMakeLists.txt on aarch64
 LFM25_DECLARE_CPU_KERNELS(neon)
+LFM25_DECLARE_CPU_KERNELS(neon_bf16)
 #endif
 
 #undef LFM25_DECLARE_CPU_KERNELS
@@ -32,7 +33,7 @@ struct KernelTable {
   Status (*rms_norm)(const RmsNormParams&);
 };
 
-// The table for `isa` ("portable", "avx2", "avx512", "neon"), or the best this CPU runs when isa is null or
+// The table for `isa` ("portable", "avx2", "avx512", "neon", "neon_bf16"), or the best this CPU runs when isa is null or
 // empty. Null when the name is unknown or this CPU cannot run it. The LFM25_CPU_ISA environment variable,
 // when set, replaces the default choice.
 const KernelTable* kernel_table(const char* isa);
