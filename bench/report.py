@@ -12,6 +12,7 @@ def main(argv=None):
     ap.add_argument("results")
     ap.add_argument("--run", default=None)
     ap.add_argument("--command", default="python -m bench", help="the command that produced the results")
+    ap.add_argument("--ops-only", action="store_true", help="leave out the end-to-end rows")
     args = ap.parse_args(argv)
     rows = [json.loads(line) for line in open(args.results) if line.strip()]
     run = args.run or rows[-1]["run_id"]
@@ -28,7 +29,7 @@ def main(argv=None):
         if "op" in r:
             print(f"| {r['op']} | {r['case']} | {r['dtype']} | {r['backend']} | {r['median_us']:.1f} | "
                   f"{r['gbps']:.1f} | {100 * r['copy_fraction']:.0f}% | {r['speedup_vs_reference']:.1f}x |")
-    e2e = [r for r in rows if "metric" in r]
+    e2e = [r for r in rows if "metric" in r and not args.ops_only]
     if e2e:
         print(f"\nEnd to end, LFM2.5-350M shapes, random weights, {e2e[0]['dtype']}:\n")
         print("| metric | implementation | value |")
