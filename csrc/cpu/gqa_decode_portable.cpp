@@ -2,7 +2,7 @@
 // head's row is read once for the G query heads that share it.
 #include "gqa_decode_common.h"
 #include "kernels.h"
-#include "static_switch.h"
+#include "lfm25/static_switch.h"
 
 namespace lfm25::cpu {
 namespace {

@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "gqa_decode_common.h"
-#include "static_switch.h"
+#include "lfm25/static_switch.h"
 
 namespace lfm25::cpu::simd {
 

@@ -10,7 +10,7 @@
 #include "kernels.h"
 #include "numeric.h"
 #include "parallel.h"
-#include "static_switch.h"
+#include "lfm25/static_switch.h"
 
 namespace lfm25::cpu {
 namespace {

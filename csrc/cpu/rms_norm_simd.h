@@ -6,7 +6,7 @@
 
 #include "numeric.h"
 #include "parallel.h"
-#include "static_switch.h"
+#include "lfm25/static_switch.h"
 
 namespace lfm25::cpu::simd {
 

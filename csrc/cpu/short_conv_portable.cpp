@@ -3,7 +3,7 @@
 // with a K-1 row window of U carried along the tokens.
 #include "kernels.h"
 #include "short_conv_common.h"
-#include "static_switch.h"
+#include "lfm25/static_switch.h"
 
 namespace lfm25::cpu {
 namespace {

@@ -5,7 +5,7 @@
 #pragma once
 
 #include "short_conv_common.h"
-#include "static_switch.h"
+#include "lfm25/static_switch.h"
 
 namespace lfm25::cpu::simd {
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "lfm25/ops.h"
+#include "lfm25/static_switch.h"
 
 namespace lfm25::cuda {
 
@@ -44,6 +45,17 @@ struct alignas(N == 1 ? alignof(T) : 16) Pack {
   T v[N];
 };
 
+// U = round(B * X) for VEC channels of one bcx row (columns B | C | X, each `dim` wide), as stored in the state.
+template <DType DT, int VEC>
+__device__ __forceinline__ Pack<typename Storage<DT>::T, VEC> gate(const typename Storage<DT>::T* row, int64_t dim) {
+  using S = Storage<DT>;
+  using P = Pack<typename S::T, VEC>;
+  const P b = *reinterpret_cast<const P*>(row), x = *reinterpret_cast<const P*>(row + 2 * dim);
+  P u;
+  for (int i = 0; i < VEC; ++i) u.v[i] = S::store(__fmul_rn(S::load(b.v[i]), S::load(x.v[i])));
+  return u;
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
@@ -60,22 +72,3 @@ inline Status launched() { return cudaGetLastError() == cudaSuccess ? Status::kO
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 }  // namespace lfm25::cuda
-
-#define LFM25_CUDA_DTYPE_SWITCH(DTYPE_VALUE, NAME, ...)            \
-  [&]() -> ::lfm25::Status {                                        \
-    switch (DTYPE_VALUE) {                                          \
-      case ::lfm25::DType::kF32: {                                  \
-        constexpr ::lfm25::DType NAME = ::lfm25::DType::kF32;       \
-        return __VA_ARGS__();                                       \
-      }                                                             \
-      case ::lfm25::DType::kF16: {                                  \
-        constexpr ::lfm25::DType NAME = ::lfm25::DType::kF16;       \
-        return __VA_ARGS__();                                       \
-      }                                                             \
-      case ::lfm25::DType::kBF16: {                                 \
-        constexpr ::lfm25::DType NAME = ::lfm25::DType::kBF16;      \
-        return __VA_ARGS__();                                       \
-      }                                                             \
-    }                                                               \
-    return ::lfm25::Status::kUnsupportedDType;                      \
-  }()

@@ -141,15 +141,8 @@ Status launch(const GqaDecodeParams& p, cudaStream_t stream) {
 
 Status gqa_decode(const GqaDecodeParams& p, void* stream) {
   if (p.n_q_heads % p.n_kv_heads || p.n_q_heads / p.n_kv_heads > kMaxGroup) return Status::kUnsupportedShape;
-  return LFM25_CUDA_DTYPE_SWITCH(p.dtype, DT, [&] {
-    auto s = static_cast<cudaStream_t>(stream);
-    switch (p.head_dim) {
-      case 32: return launch<DT, 32>(p, s);
-      case 64: return launch<DT, 64>(p, s);
-      case 96: return launch<DT, 96>(p, s);
-      case 128: return launch<DT, 128>(p, s);
-    }
-    return Status::kUnsupportedShape;
+  return LFM25_DTYPE_SWITCH(p.dtype, DT, [&] {
+    return LFM25_HEAD_DIM_SWITCH(p.head_dim, HD, [&] { return launch<DT, HD>(p, static_cast<cudaStream_t>(stream)); });
   });
 }
 

@@ -45,7 +45,7 @@ __global__ void __launch_bounds__(kThreads) rms_norm_kernel(const RmsNormParams 
 }  // namespace
 
 Status rms_norm(const RmsNormParams& p, void* stream) {
-  return LFM25_CUDA_DTYPE_SWITCH(p.dtype, DT, [&] {
+  return LFM25_DTYPE_SWITCH(p.dtype, DT, [&] {
     if (p.rows > 0) rms_norm_kernel<DT><<<unsigned(p.rows), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(p);
     return launched();
   });

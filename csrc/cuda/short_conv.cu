@@ -69,9 +69,8 @@ __global__ void __launch_bounds__(kThreads) outputs_kernel(const ShortConvParams
   for (int k = 0; k < K; ++k) {
     const int64_t pos = t - (K - 1) + k;
     if (pos >= 0) {
-      const T* row = x + g.x_offset(s, pos) + c;
-      const P b = *reinterpret_cast<const P*>(row), xx = *reinterpret_cast<const P*>(row + 2 * p.dim);
-      for (int i = 0; i < VEC; ++i) u[k][i] = S::load(S::store(__fmul_rn(S::load(b.v[i]), S::load(xx.v[i]))));
+      const P ug = gate<DT, VEC>(x + g.x_offset(s, pos) + c, p.dim);
+      for (int i = 0; i < VEC; ++i) u[k][i] = S::load(ug.v[i]);
     } else if (from_state) {
       const P st = *reinterpret_cast<const P*>(static_cast<const T*>(p.state) + slot * p.state_slot_stride +
                                                (K - 1 + pos) * p.state_row_stride + c);
@@ -108,9 +107,7 @@ __global__ void __launch_bounds__(kThreads) final_state_kernel(const ShortConvPa
   for (int j = 0; j < K - 1; ++j) {   // read everything before writing: rows shift when len < K-1
     const int64_t t = len - (K - 1) + j;
     if (t >= 0) {
-      const T* row = static_cast<const T*>(p.x) + g.x_offset(s, t) + c;
-      const P b = *reinterpret_cast<const P*>(row), xx = *reinterpret_cast<const P*>(row + 2 * p.dim);
-      for (int i = 0; i < VEC; ++i) rows[j].v[i] = S::store(__fmul_rn(S::load(b.v[i]), S::load(xx.v[i])));
+      rows[j] = gate<DT, VEC>(static_cast<const T*>(p.x) + g.x_offset(s, t) + c, p.dim);
     } else if (from_state) {
       rows[j] = *reinterpret_cast<const P*>(st + (K - 1 + t) * p.state_row_stride);
     } else {
@@ -133,7 +130,7 @@ Status launch(const ShortConvParams& p, cudaStream_t stream) {
 }  // namespace
 
 Status short_conv(const ShortConvParams& p, void* stream) {
-  return LFM25_CUDA_DTYPE_SWITCH(p.dtype, DT, [&] {
+  return LFM25_DTYPE_SWITCH(p.dtype, DT, [&] {
     using T = typename Storage<DT>::T;
     constexpr int kVec = 16 / sizeof(T);
     // 16-byte accesses when every row start is 16-byte aligned; one element at a time otherwise
@@ -142,12 +139,7 @@ Status short_conv(const ShortConvParams& p, void* stream) {
                      p.y_batch_stride % kVec == 0 && p.state_slot_stride % kVec == 0 &&
                      p.state_row_stride % kVec == 0;
     auto s = static_cast<cudaStream_t>(stream);
-    switch (p.width) {
-      case 2: return vec ? launch<DT, 2, kVec>(p, s) : launch<DT, 2, 1>(p, s);
-      case 3: return vec ? launch<DT, 3, kVec>(p, s) : launch<DT, 3, 1>(p, s);
-      case 4: return vec ? launch<DT, 4, kVec>(p, s) : launch<DT, 4, 1>(p, s);
-    }
-    return Status::kUnsupportedShape;
+    return LFM25_WIDTH_SWITCH(p.width, K, [&] { return vec ? launch<DT, K, kVec>(p, s) : launch<DT, K, 1>(p, s); });
   });
 }
 

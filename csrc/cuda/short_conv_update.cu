@@ -30,11 +30,8 @@ __global__ void __launch_bounds__(kThreads) update_kernel(const ShortConvUpdateP
   T* st = static_cast<T*>(p.state) + v * p.state_slot_stride + c;
   P rows[K - 1];
   for (int j = 0; j < K - 1; ++j) rows[j] = *reinterpret_cast<const P*>(st + j * p.state_row_stride);
-  const P bg = *reinterpret_cast<const P*>(x), cg = *reinterpret_cast<const P*>(x + p.dim),
-          xx = *reinterpret_cast<const P*>(x + 2 * p.dim);
-  P u;
+  const P u = gate<DT, VEC>(x, p.dim), cg = *reinterpret_cast<const P*>(x + p.dim);
   for (int i = 0; i < VEC; ++i) {
-    u.v[i] = S::store(__fmul_rn(S::load(bg.v[i]), S::load(xx.v[i])));
     const int64_t w = (c + i) * p.weight_stride;
     float z = __fmul_rn(load_weight(p.weight, p.weight_dtype, w), S::load(rows[0].v[i]));
     for (int k = 1; k < K - 1; ++k) z = fmaf(load_weight(p.weight, p.weight_dtype, w + k), S::load(rows[k].v[i]), z);
@@ -56,19 +53,14 @@ Status launch(const ShortConvUpdateParams& p, cudaStream_t stream) {
 }  // namespace
 
 Status short_conv_update(const ShortConvUpdateParams& p, void* stream) {
-  return LFM25_CUDA_DTYPE_SWITCH(p.dtype, DT, [&] {
+  return LFM25_DTYPE_SWITCH(p.dtype, DT, [&] {
     using T = typename Storage<DT>::T;
     constexpr int kVec = 16 / sizeof(T);
     const bool vec = p.dim % kVec == 0 && aligned16(p.x) && aligned16(p.y) && aligned16(p.state) &&
                      p.x_batch_stride % kVec == 0 && p.y_batch_stride % kVec == 0 &&
                      p.state_slot_stride % kVec == 0 && p.state_row_stride % kVec == 0;
     auto s = static_cast<cudaStream_t>(stream);
-    switch (p.width) {
-      case 2: return vec ? launch<DT, 2, kVec>(p, s) : launch<DT, 2, 1>(p, s);
-      case 3: return vec ? launch<DT, 3, kVec>(p, s) : launch<DT, 3, 1>(p, s);
-      case 4: return vec ? launch<DT, 4, kVec>(p, s) : launch<DT, 4, 1>(p, s);
-    }
-    return Status::kUnsupportedShape;
+    return LFM25_WIDTH_SWITCH(p.width, K, [&] { return vec ? launch<DT, K, kVec>(p, s) : launch<DT, K, 1>(p, s); });
   });
 }
 

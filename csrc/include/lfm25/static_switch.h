@@ -1,4 +1,4 @@
-// Turn runtime values that shape the inner loops (dtype, conv width, head_dim) into template arguments.
+// Shared by the CPU and CUDA kernels. Turn runtime values that shape the inner loops (dtype, conv width, head_dim) into template arguments.
 // An unsupported value returns the Status naming it instead of calling the body.
 #pragma once
 #include "lfm25/ops.h"
