@@ -36,6 +36,13 @@ Status gqa_decode(const GqaDecodeParams& p) {
   const int64_t Hq = p.n_q_heads, Hkv = p.n_kv_heads, G = Hq / Hkv;
   const int64_t head_stride = p.cache_head_stride, token_stride = p.cache_token_stride;
   const float scale = float(p.scale);
+  // NOTE: software prefetch kBlock rows ahead, one row per row consumed: the hardware streams stop at 4 KiB
+  // pages, and a bf16 row of the LFM2 shape is 1 KiB (fp32 2 KiB)
+  const int64_t row_bytes = ((Hkv - 1) * head_stride + HD) * int64_t(sizeof(T));
+  const auto prefetch_row = [row_bytes](const T* row) {
+    const char* c = reinterpret_cast<const char*>(row);
+    for (int64_t o = 0; o < row_bytes; o += 64) __builtin_prefetch(c + o, 0, 3);
+  };
   return gqa_decode_drive<DT>(p, [&](int64_t b, int64_t t0, int64_t t1, GqaPartial out) {
     const T* kc = static_cast<const T*>(p.k_cache);
     const T* vc = static_cast<const T*>(p.v_cache);
@@ -49,12 +56,14 @@ Status gqa_decode(const GqaDecodeParams& p) {
     }
     for (int64_t tb = t0; tb < t1;) {
       // a block never crosses a cache block, so its rows are evenly strided
-      const int nb = int(std::min<int64_t>(kBlock, cache.run_length(tb, t1)));
+      const int64_t run = cache.run_length(tb, t1);
+      const int nb = int(std::min<int64_t>(kBlock, run));
       const int64_t base = cache.offset(b, tb);
       tb += nb;
       // 1. scores: token rows front to back, each KV head's K read once for its G query heads
       for (int i = 0; i < nb; ++i) {
         const T* row = kc + base + i * token_stride;
+        if (i + kBlock < run) prefetch_row(row + kBlock * token_stride);
         for (int64_t kh = 0; kh < Hkv; ++kh) {
           typename S::F kv[kV];
           for (int j = 0; j < kV; ++j) kv[j] = S::template load<DT>(row + kh * head_stride + j * L);
@@ -89,6 +98,7 @@ Status gqa_decode(const GqaDecodeParams& p) {
       // 3. values: token rows front to back, each KV head's V read once for its G query heads
       for (int i = 0; i < nb; ++i) {
         const T* row = vc + base + i * token_stride;
+        if (i + kBlock < run) prefetch_row(row + kBlock * token_stride);
         for (int64_t kh = 0; kh < Hkv; ++kh) {
           typename S::F vv[kV];
           for (int j = 0; j < kV; ++j) vv[j] = S::template load<DT>(row + kh * head_stride + j * L);
