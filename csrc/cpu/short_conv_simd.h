@@ -3,6 +3,7 @@
 // input row is read once. Every output is z = w0*U[t-K+1], then fma(w_k, U[t-K+1+k], z): the order
 // short_conv_update_simd.h uses too, so a decode step equals a one-token prefill bit for bit.
 #pragma once
+#include <cstring>
 
 #include "short_conv_common.h"
 #include "lfm25/static_switch.h"
@@ -27,13 +28,16 @@ Status short_conv(const ShortConvParams& p) {
   };
   // position t of the ring lives in row (t + K) % (K - 1); t >= -(K-1), so the operand stays non-negative
   const auto ring_row = [](int64_t t) { return (t + K) % (K - 1); };
+  Scratch<float> weights(K * Dv);        // [K][Dv] fp32 weights, once per call
+  for (int64_t c = 0; c < D; ++c)
+    for (int k = 0; k < K; ++k)
+      weights[k * Dv + c] = load_as_f32(p.weight, p.weight_dtype, channel_of(c) * p.weight_stride + k);
   return short_conv_drive<DT>(p, [&](int64_t s, int64_t t0, int64_t t1, const float* init) {
+    // one buffer, so that the rows of both are never 4 KiB apart (see above)
     Scratch<float> buf((2 * K - 1) * Dv);
     float* w = buf.data();                 // [K][Dv] fp32 weights
     float* ring = buf.data() + K * Dv;     // [K-1][Dv] U rows
-    for (int k = 0; k < K; ++k)
-      for (int64_t c = 0; c < D; ++c)
-        w[k * Dv + c] = load_as_f32(p.weight, p.weight_dtype, channel_of(c) * p.weight_stride + k);
+    std::memcpy(w, weights.data(), size_t(K * Dv) * sizeof(float));
     // NOTE: locals, not captured references: the stores below could alias them, forcing reloads per vector
     const int64_t n = D, n2 = D2, nv = Dv;
     for (int64_t t = t0 - (K - 1); t < t0; ++t) {
