@@ -46,8 +46,12 @@ struct GqaShape {
   static_assert(P <= 32, "a row must fit a warp");
 };
 
+// Blocks per SM the register budget must allow (65536 / (128 x blocks) registers per thread): GT <= 2 needs
+// ~110, GT = 4 ~165, GT = 8 ~230. Without the minimum, ptxas caps some tiles at 80 registers and spills.
+template <int GT> constexpr int kGqaMinBlocks = GT <= 2 ? 4 : GT == 4 ? 3 : 2;
+
 template <DType DT, int HD, int GT, bool kVec>
-__global__ void __launch_bounds__(kGqaThreads)
+__global__ void __launch_bounds__(kGqaThreads, kGqaMinBlocks<GT>)
 gqa_split_kernel(const GqaDecodeParams p, const int n_split, const int n_tiles, float* __restrict__ ws) {
   using S = Storage<DT>;
   using T = typename S::T;

@@ -17,8 +17,8 @@ namespace lfm25::cuda {
 // window rows at the chunk start (L2 hits: the neighbouring chunk just read them).
 // Block: 128 threads along channels when D/V >= 128 (128 x 8 bf16 = all 1024 channels of a token), otherwise
 // 32 or 64 channel threads x 4 or 2 chunks. Chunk length: the largest of 64, 32, 16, 8 tokens that still
-// gives at least half a wave of threads (the per-thread streams keep 12 16-byte loads in flight, so half a
-// wave saturates HBM): 8 x 4096 tokens, D = 1024 bf16 -> 128 channel threads x 2048 chunks of 16 = 262K
+// gives at least half a wave of threads (each thread keeps the 6 16-byte loads of 2 tokens in flight, and
+// at ~118 registers 4 blocks fit an SM: ~48 KiB in flight per SM, above HBM latency x bandwidth): 8 x 4096 tokens, D = 1024 bf16 -> 128 channel threads x 2048 chunks of 16 = 262K
 // threads. Chunks never start inside the first 8 tokens of a sequence except chunk 0, and K-1 <= 3 < 8: only
 // chunk 0 of a sequence ever reads its initial state (see short_conv.cu for why that matters).
 // Chunk ids: sequence s owns ids [s + floor(start_s / chunk), ... + max(1, ceil(len_s / chunk))): these

@@ -13,7 +13,7 @@ namespace lfm25::cuda {
 namespace {
 
 template <DType DT, bool kVec, bool kResidual>
-__global__ void __launch_bounds__(1024) rms_norm_kernel(const RmsNormParams p, const bool w_vec) {
+__global__ void __launch_bounds__(1024, 1) rms_norm_kernel(const RmsNormParams p, const bool w_vec) {
   using S = Storage<DT>;
   using T = typename S::T;
   constexpr int V = kVec ? kVecOf<DT> : 1, NV = kRmsVectorsPerThread;
