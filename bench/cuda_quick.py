@@ -158,7 +158,8 @@ def main():
         sys.exit("cuda_quick: needs a GPU and lfm25_kernels built with CUDA")
     dt = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                            text=True).stdout.strip()
     meta = dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), commit=commit,
                 gpu=torch.cuda.get_device_name(), sms=torch.cuda.get_device_properties(0).multi_processor_count,
                 torch=torch.__version__, dtype=args.dtype)
@@ -168,8 +169,8 @@ def main():
     cases = [short_conv_case(dt), update_case(dt), append_case(dt), decode_case(dt, 64, 4096),
              decode_case(dt, 1, 32768), decode_case(dt, 1, 4096), decode_case(dt, 256, 512), rms_case(dt)]
     rows = []
-    hdr = f"{'case':34} {'MB':>7} {'copy us':>8} {'ours cold':>10} {'GB/s':>6} {'%copy':>6} {'graph':>8}  baselines (cold us, speedup)"
-    print(hdr)
+    print(f"{'case':34} {'MB':>7} {'copy us':>8} {'ours cold':>10} {'GB/s':>6} {'%copy':>6} {'graph':>8}  "
+          "baselines (cold us, speedup)")
     for name, nbytes, ours, baselines in cases:
         copy_us = time_cold(copy_of(nbytes))
         cold, graph = time_cold(ours), time_graph(ours)
@@ -180,7 +181,8 @@ def main():
         rows.append(row)
         bs = ", ".join(f"{b} {t:.1f} ({t / cold:.1f}x)" for b, t in base.items())
         gs = f"{graph:8.1f}" if graph is not None else "       -"
-        print(f"{name:34} {nbytes / 1e6:7.2f} {copy_us:8.1f} {cold:10.1f} {gbs:6.0f} {100 * copy_us / cold:5.0f}% {gs}  {bs}")
+        print(f"{name:34} {nbytes / 1e6:7.2f} {copy_us:8.1f} {cold:10.1f} {gbs:6.0f} {100 * copy_us / cold:5.0f}% "
+              f"{gs}  {bs}")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "a") as f:
         for r in rows:

@@ -251,7 +251,8 @@ Status launch(const GqaDecodeParams& p, cudaStream_t stream) {
     if (!ws) n_split = 1;  // no scratch memory: one split per block, still correct
   }
   gqa_split_kernel<DT, HD, GT, kVec><<<unsigned(units * n_split), kGqaThreads, 0, stream>>>(p, n_split, n_tiles, ws);
-  if (n_split > 1) gqa_combine_kernel<DT, HD><<<gqa_combine_grid(p.batch, p.n_q_heads), 128, 0, stream>>>(p, n_split, ws);
+  if (n_split > 1)
+    gqa_combine_kernel<DT, HD><<<gqa_combine_grid(p.batch, p.n_q_heads), 128, 0, stream>>>(p, n_split, ws);
   const Status s = launched();
   workspace_free(ws, stream);
   return s;

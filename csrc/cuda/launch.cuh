@@ -17,8 +17,9 @@ namespace lfm25::cuda {
 // window rows at the chunk start (L2 hits: the neighbouring chunk just read them).
 // Block: 128 threads along channels when D/V >= 128 (128 x 8 bf16 = all 1024 channels of a token), otherwise
 // 32 or 64 channel threads x 4 or 2 chunks. Chunk length: the largest of 64, 32, 16, 8 tokens that still
-// gives at least half a wave of threads (each thread keeps the 6 16-byte loads of 2 tokens in flight, and
-// at ~118 registers 4 blocks fit an SM: ~48 KiB in flight per SM, above HBM latency x bandwidth): 8 x 4096 tokens, D = 1024 bf16 -> 128 channel threads x 2048 chunks of 16 = 262K
+// gives at least half a wave of threads (each thread keeps the 6 16-byte loads of 2 tokens in flight, and at
+// ~118 registers 4 blocks fit an SM: ~48 KiB in flight per SM, above HBM latency x bandwidth).
+// 8 x 4096 tokens, D = 1024 bf16 -> 128 channel threads x 2048 chunks of 16 tokens = 262K
 // threads. Chunks never start inside the first 8 tokens of a sequence except chunk 0, and K-1 <= 3 < 8: only
 // chunk 0 of a sequence ever reads its initial state (see short_conv.cu for why that matters).
 // Chunk ids: sequence s owns ids [s + floor(start_s / chunk), ... + max(1, ceil(len_s / chunk))): these
@@ -88,7 +89,9 @@ inline int gqa_split_count(const Device& dev, int64_t units, int64_t capacity) {
   return int(std::max<int64_t>(1, std::min(want, most)));
 }
 // Combine: one warp per (sequence, query head), 4 per block.
-inline dim3 gqa_combine_grid(int64_t batch, int64_t n_q_heads) { return dim3(unsigned(ceil_div(batch * n_q_heads, 4))); }
+inline dim3 gqa_combine_grid(int64_t batch, int64_t n_q_heads) {
+  return dim3(unsigned(ceil_div(batch * n_q_heads, 4)));
+}
 
 // ---- rms_norm --------------------------------------------------------------------------------------------
 // A row is handled by R = next_pow2(ceil(D / (4 V))) threads (32..1024), each keeping up to 4 16-byte vectors
@@ -102,7 +105,8 @@ inline RmsNormConfig rms_norm_config(int64_t rows, int64_t n_vec) {
   int64_t per_row = 32;
   while (per_row < 1024 && per_row * kRmsVectorsPerThread < n_vec) per_row *= 2;
   const int64_t rows_per_block = std::max<int64_t>(1, 128 / per_row);
-  return RmsNormConfig{dim3(unsigned(ceil_div(rows, rows_per_block))), dim3(unsigned(per_row), unsigned(rows_per_block))};
+  return RmsNormConfig{dim3(unsigned(ceil_div(rows, rows_per_block))),
+                       dim3(unsigned(per_row), unsigned(rows_per_block))};
 }
 
 }  // namespace lfm25::cuda
