@@ -62,12 +62,12 @@ gqa_split_kernel(const GqaDecodeParams p, const int n_split, const int n_tiles, 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int sub = lane % P, group = warp * Sh::kGroups + lane / P;
   const bool lane_on = sub < Sh::kLanes;
-  int64_t bid = blockIdx.x;
-  const int split = int(bid % n_split);
-  bid /= n_split;
-  const int tile = int(bid % n_tiles);
-  bid /= n_tiles;
-  const int64_t kh = bid % p.n_kv_heads, b = bid / p.n_kv_heads;
+  unsigned bid = blockIdx.x;  // 32-bit index arithmetic: grids stay below 2^31 blocks
+  const int split = int(bid % unsigned(n_split));
+  bid /= unsigned(n_split);
+  const int tile = int(bid % unsigned(n_tiles));
+  bid /= unsigned(n_tiles);
+  const int64_t kh = bid % unsigned(p.n_kv_heads), b = bid / unsigned(p.n_kv_heads);
   const int64_t G = p.n_q_heads / p.n_kv_heads;
 
   const int64_t capacity = p.block_table ? p.max_blocks * p.block_size : p.block_size;
@@ -99,20 +99,22 @@ gqa_split_kernel(const GqaDecodeParams p, const int n_split, const int n_tiles, 
   const T* vc = static_cast<const T*>(p.v_cache) + kh * p.cache_head_stride + sub * V;
   const int32_t* table = p.block_table ? p.block_table + b * p.block_table_stride : nullptr;
   // the same trip count for every thread of the block (the shuffles need whole warps)
+  // token positions fit 32 bits (seq_lens are int32): the paged walk divides once per step, in 32 bits
+  const unsigned bs = unsigned(min(p.block_size, int64_t(0x7fffffff)));
   for (int64_t step = t0; step < t1; step += Sh::kStep) {
     T kr[U][V], vr[U][V];
     bool ok[U];
+    const unsigned first = unsigned(step) + unsigned(group) * U;  // this group's U consecutive tokens
+    unsigned page = first / bs, off = first % bs;
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const int64_t t = step + int64_t(group) * U + u;
-      int64_t blk = b, off = t;
-      if (table) {
-        blk = t < t1 ? __ldg(table + t / p.block_size) : -1;
-        off = t % p.block_size;
-      }
+      const int64_t t = int64_t(first) + u;
+      if (u > 0 && ++off == bs) off = 0, ++page;
+      int64_t blk = b;
+      if (table) blk = t < t1 ? __ldg(table + page) : -1;
       ok[u] = t < t1 && blk >= 0 && blk < p.n_blocks;
       if (ok[u] && lane_on) {
-        const int64_t row = blk * p.cache_block_stride + off * p.cache_token_stride;
+        const int64_t row = blk * p.cache_block_stride + int64_t(table ? off : first + u) * p.cache_token_stride;
         load_raw<T, V, kVec>(kc + row, kr[u]);
         load_raw<T, V, kVec>(vc + row, vr[u]);
       } else {

@@ -30,6 +30,7 @@ namespace lfm25::cuda {
 constexpr int kShortConvThreads = 128;
 struct ShortConvConfig {
   int64_t chunk, dense_chunks;
+  int chunk_shift;  // chunk = 1 << chunk_shift
   dim3 grid, block;
 };
 inline ShortConvConfig short_conv_config(const Device& dev, int64_t n_cvec, int64_t n_tokens, int64_t n_seq,
@@ -40,6 +41,7 @@ inline ShortConvConfig short_conv_config(const Device& dev, int64_t n_cvec, int6
   const int64_t resident = int64_t(dev.sm_count) * dev.max_threads_per_sm;
   c.chunk = 64;
   while (c.chunk > 8 && ceil_div(n_tokens, c.chunk) * n_cvec < resident / 2) c.chunk /= 2;
+  c.chunk_shift = c.chunk == 64 ? 6 : c.chunk == 32 ? 5 : c.chunk == 16 ? 4 : 3;
   c.dense_chunks = std::max<int64_t>(1, ceil_div(dense_len, c.chunk));
   const int64_t ids = packed ? n_seq + n_tokens / c.chunk : n_seq * c.dense_chunks;
   c.block = dim3(unsigned(bx), unsigned(by));

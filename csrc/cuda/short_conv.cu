@@ -26,10 +26,11 @@ constexpr int kTokensPerStep = 2;  // B, C, X loads of 2 tokens issued before th
 
 template <DType DT, int K, bool kVec>
 __global__ void __launch_bounds__(kShortConvThreads)
-short_conv_kernel(const ShortConvParams p, const int64_t chunk, const int64_t dense_chunks, const bool w_vec) {
+short_conv_kernel(const ShortConvParams p, const int chunk_shift, const int64_t dense_chunks, const bool w_vec) {
   using S = Storage<DT>;
   using T = typename S::T;
   constexpr int V = kVec ? kVecOf<DT> : 1;
+  const int64_t chunk = int64_t(1) << chunk_shift;
   const int64_t c0 = (int64_t(blockIdx.y) * blockDim.x + threadIdx.x) * V;
   const int64_t id = int64_t(blockIdx.x) * blockDim.y + threadIdx.y;
   if (c0 >= p.dim) return;  // no barriers below
@@ -42,12 +43,12 @@ short_conv_kernel(const ShortConvParams p, const int64_t chunk, const int64_t de
     int64_t lo = 0, hi = p.batch;  // the largest s with s + start_s / chunk <= id (see launch.cuh)
     while (hi - lo > 1) {
       const int64_t mid = (lo + hi) / 2;
-      if (mid + start_of(mid) / chunk <= id) lo = mid; else hi = mid;
+      if (mid + (start_of(mid) >> chunk_shift) <= id) lo = mid; else hi = mid;
     }
     s = lo;
     start = start_of(s);
-    if (s + start / chunk > id) return;
-    j = id - (s + start / chunk);
+    if (s + (start >> chunk_shift) > id) return;
+    j = id - (s + (start >> chunk_shift));
     len = min(max(int64_t(__ldg(p.cu_seqlens + s + 1)), start), N) - start;
   } else {
     s = id / dense_chunks;
@@ -156,7 +157,7 @@ Status launch(const ShortConvParams& p, cudaStream_t stream, bool w_vec) {
   const int64_t tokens = packed ? p.seqlen : p.batch * p.seqlen;
   const ShortConvConfig c = short_conv_config(device(), ceil_div(p.dim, V), tokens, p.batch, packed, p.seqlen);
   if (c.grid.x > 0)
-    short_conv_kernel<DT, K, kVec><<<c.grid, c.block, 0, stream>>>(p, c.chunk, c.dense_chunks, w_vec);
+    short_conv_kernel<DT, K, kVec><<<c.grid, c.block, 0, stream>>>(p, c.chunk_shift, c.dense_chunks, w_vec);
   return launched();
 }
 
