@@ -1,148 +1,294 @@
-// gqa_decode on CUDA: split-KV (flash-decoding) in two launches.
-//   1. partials: one 128-thread block per (split, KV head, sequence); its 4 warps take every 4th token of the
-//      split; lane l holds elements l, l+32, ... of each K/V row (a 64-wide bf16 row is one coalesced 128-byte
-//      read), and the row is used for all G <= 8 query heads of the group (read once per group). Online softmax
-//      per warp, merged across the warps in shared memory, written as (m, l, acc) to a workspace.
-//   2. combine: one block per (sequence, query head), one thread per element: the log-sum-exp merge of the
-//      splits; an empty sequence gives zeros.
-// The split count comes from the SM count and the cache capacity known on the host (never from seq_lens, which
-// stay on the device): n_split = clamp(ceil(2 * SMs / (B * Hkv)), 1, ceil(capacity / 256)). The workspace is
-// stream-ordered (cudaMallocAsync), so the op stays CUDA-graph capturable. Tokens whose block_table entry is
-// out of range are skipped; seq_lens are clamped to [0, capacity].
+// gqa_decode on CUDA: out[b, h] = softmax(scale * q[b, h] . K^T) V over the first seq_lens[b] cached tokens of
+// sequence b, KV head h / G (G = Hq / Hkv). q [B, Hq, d] (strided), caches [n_blocks, block_size, Hkv, d] with
+// block_table [B, max_blocks] (paged) or without (contiguous: block b, block_size = L_max), out [B, Hq, d].
+// Parallelisation (flash-decoding, launch arithmetic in launch.cuh):
+//   1. split kernel: one 128-thread block per (sequence, KV head, tile of GT <= 8 query heads, token split).
+//      Groups of d/V lanes hold one K/V row as 16-byte vectors (d = 64 bf16: 8 lanes, 4 tokens per warp); each
+//      row is read once for all GT query heads of the tile. Each group steps over U tokens at a time with all
+//      2U loads issued first, keeps an online softmax (exp2, scores pre-scaled by log2 e) per query head, and
+//      the groups and warps are merged at the end (shuffles, then shared memory). With one split the block
+//      writes the normalised output; otherwise (m, l, unnormalised acc) go to a stream-ordered fp32 workspace.
+//   2. combine kernel (only when split): one warp per (sequence, query head), the log-sum-exp merge.
+// Split boundaries come from each sequence's own length on the device; the split count only from sizes known
+// on the host, so the launch is CUDA-graph capturable for any lengths. seq_lens are clamped to [0, capacity];
+// a token whose block_table entry is outside [0, n_blocks) is skipped; seq_len 0 gives zeros, never NaN.
 #include <algorithm>
-#include <cmath>
 
 #include "common.cuh"
+#include "launch.cuh"
 #include "lfm25/cuda_ops.h"
 
 namespace lfm25::cuda {
 namespace {
 
-constexpr int kWarps = 4, kMaxGroup = 8, kMinSplit = 256;
+constexpr float kLog2e = 1.4426950408889634f;
 
-template <DType DT, int HD>
-__global__ void __launch_bounds__(kWarps * 32) partial_kernel(const GqaDecodeParams p, int64_t split_len, float* ws) {
+// Merge (m2, l2, acc2) into (m, l, acc): both hold sum_j e^(s_j - m) terms in log2 units.
+template <int V>
+__device__ __forceinline__ void merge(float& m, float& l, float (&acc)[V], float m2, float l2, const float (&acc2)[V]) {
+  const float M = fmaxf(m, m2);
+  if (M == -INFINITY) return;  // both empty
+  const float a = exp2f(m - M), b = exp2f(m2 - M);
+  l = l * a + l2 * b;
+#pragma unroll
+  for (int i = 0; i < V; ++i) acc[i] = acc[i] * a + acc2[i] * b;
+  m = M;
+}
+
+template <DType DT, int HD, int GT>
+struct GqaShape {
+  static constexpr int V = kVecOf<DT>;              // elements per lane of a row (16 bytes)
+  static constexpr int kLanes = HD / V;             // lanes that hold a row
+  static constexpr int P = next_pow2(kLanes);       // lanes per token group
+  static constexpr int kGroups = 32 / P;            // token groups per warp
+  static constexpr int U = GT >= 8 ? 2 : 4;         // tokens per group per step (registers: GT x V q and acc)
+  static constexpr int kStep = kGqaWarps * kGroups * U;  // tokens per block per step
+  static_assert(P <= 32, "a row must fit a warp");
+};
+
+// Blocks per SM the register budget must allow (65536 / (128 x blocks) registers per thread): GT <= 2 needs
+// ~110, GT = 4 ~165, GT = 8 ~230. Without the minimum, ptxas caps some tiles at 80 registers and spills.
+template <int GT> constexpr int kGqaMinBlocks = GT <= 2 ? 4 : GT == 4 ? 3 : 2;
+
+template <DType DT, int HD, int GT, bool kVec>
+__global__ void __launch_bounds__(kGqaThreads, kGqaMinBlocks<GT>)
+gqa_split_kernel(const GqaDecodeParams p, const int n_split, const int n_tiles, float* __restrict__ ws) {
   using S = Storage<DT>;
   using T = typename S::T;
-  constexpr int kPer = HD / 32;
-  __shared__ float sm[kWarps][kMaxGroup], sl[kWarps][kMaxGroup], sacc[kWarps][kMaxGroup][HD];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t split = blockIdx.x, kh = blockIdx.y, b = blockIdx.z;
-  const int64_t G = p.n_q_heads / p.n_kv_heads, n_split = gridDim.x;
-  const int64_t capacity = p.block_table ? p.max_blocks * p.block_size : p.block_size;
-  const int64_t raw_len = p.seq_lens[b];
-  const int64_t len = raw_len < 0 ? 0 : raw_len > capacity ? capacity : raw_len;
-  const int64_t t0 = split * split_len, t1 = len < t0 + split_len ? len : t0 + split_len;
+  using Sh = GqaShape<DT, HD, GT>;
+  constexpr int V = Sh::V, P = Sh::P, U = Sh::U;
+  __shared__ float sm_m[kGqaWarps][GT], sm_l[kGqaWarps][GT], sm_acc[kGqaWarps][GT][HD];
 
-  float q[kMaxGroup][kPer], acc[kMaxGroup][kPer], m[kMaxGroup], l[kMaxGroup];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int sub = lane % P, group = warp * Sh::kGroups + lane / P;
+  const bool lane_on = sub < Sh::kLanes;
+  unsigned bid = blockIdx.x;  // 32-bit index arithmetic: grids stay below 2^31 blocks
+  const int split = int(bid % unsigned(n_split));
+  bid /= unsigned(n_split);
+  const int tile = int(bid % unsigned(n_tiles));
+  bid /= unsigned(n_tiles);
+  const int64_t kh = bid % unsigned(p.n_kv_heads), b = bid / unsigned(p.n_kv_heads);
+  const int64_t G = p.n_q_heads / p.n_kv_heads;
+
+  const int64_t capacity = p.block_table ? p.max_blocks * p.block_size : p.block_size;
+  int64_t len = min(max(int64_t(__ldg(p.seq_lens + b)), int64_t(0)), capacity);
+  if (!p.block_table && b >= p.n_blocks) len = 0;
+  const int64_t per_split = ceil_div(ceil_div(len, n_split), Sh::kStep) * Sh::kStep;
+  const int64_t t0 = split * per_split, t1 = min(len, t0 + per_split);
+
+  // q of the tile's heads, this lane's V elements, pre-scaled so that exp2(score) = e^(scale q.k)
+  const float qscale = float(p.scale) * kLog2e;
+  float q[GT][V];
 #pragma unroll
-  for (int g = 0; g < kMaxGroup; ++g) {
+  for (int g = 0; g < GT; ++g) {
+    const int64_t hg = int64_t(tile) * GT + g;
+    const T* qp = static_cast<const T*>(p.q) + b * p.q_batch_stride + (kh * G + hg) * p.q_head_stride + sub * V;
+#pragma unroll
+    for (int i = 0; i < V; ++i) q[g][i] = (hg < G && lane_on) ? S::load(__ldg(qp + i)) * qscale : 0.0f;
+  }
+  float m[GT], l[GT], acc[GT][V];
+#pragma unroll
+  for (int g = 0; g < GT; ++g) {
     m[g] = -INFINITY;
     l[g] = 0.0f;
 #pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-      acc[g][j] = 0.0f;
-      q[g][j] = g < G ? S::load(static_cast<const T*>(p.q)[b * p.q_batch_stride + (kh * G + g) * p.q_head_stride +
-                                                           lane + 32 * j]) * float(p.scale)
-                      : 0.0f;
-    }
+    for (int i = 0; i < V; ++i) acc[g][i] = 0.0f;
   }
-  const T* kc = static_cast<const T*>(p.k_cache);
-  const T* vc = static_cast<const T*>(p.v_cache);
-  for (int64_t t = t0 + warp; t < t1; t += kWarps) {
-    const int64_t block = p.block_table ? p.block_table[b * p.block_table_stride + t / p.block_size] : b;
-    if (block < 0 || block >= p.n_blocks) continue;
-    const int64_t off = block * p.cache_block_stride + (t % p.block_size) * p.cache_token_stride + kh * p.cache_head_stride;
-    float k[kPer], v[kPer];
+
+  const T* kc = static_cast<const T*>(p.k_cache) + kh * p.cache_head_stride + sub * V;
+  const T* vc = static_cast<const T*>(p.v_cache) + kh * p.cache_head_stride + sub * V;
+  const int32_t* table = p.block_table ? p.block_table + b * p.block_table_stride : nullptr;
+  // the same trip count for every thread of the block (the shuffles need whole warps)
+  // token positions fit 32 bits (seq_lens are int32): the paged walk divides once per step, in 32 bits
+  const unsigned bs = unsigned(min(p.block_size, int64_t(0x7fffffff)));
+  for (int64_t step = t0; step < t1; step += Sh::kStep) {
+    T kr[U][V], vr[U][V];
+    bool ok[U];
+    const unsigned first = unsigned(step) + unsigned(group) * U;  // this group's U consecutive tokens
+    unsigned page = first / bs, off = first % bs;
 #pragma unroll
-    for (int j = 0; j < kPer; ++j) k[j] = S::load(kc[off + lane + 32 * j]), v[j] = S::load(vc[off + lane + 32 * j]);
+    for (int u = 0; u < U; ++u) {
+      const int64_t t = int64_t(first) + u;
+      if (u > 0 && ++off == bs) off = 0, ++page;
+      int64_t blk = b;
+      if (table) blk = t < t1 ? __ldg(table + page) : -1;
+      ok[u] = t < t1 && blk >= 0 && blk < p.n_blocks;
+      if (ok[u] && lane_on) {
+        const int64_t row = blk * p.cache_block_stride + int64_t(table ? off : first + u) * p.cache_token_stride;
+        load_raw<T, V, kVec>(kc + row, kr[u]);
+        load_raw<T, V, kVec>(vc + row, vr[u]);
+      } else {
 #pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
-      if (g >= G) break;
-      float s = 0.0f;
-#pragma unroll
-      for (int j = 0; j < kPer; ++j) s = fmaf(q[g][j], k[j], s);
-      s = warp_sum(s);
-      const float m_new = fmaxf(m[g], s), alpha = expf(m[g] - m_new), e = expf(s - m_new);
-      l[g] = l[g] * alpha + e;
-#pragma unroll
-      for (int j = 0; j < kPer; ++j) acc[g][j] = fmaf(e, v[j], acc[g][j] * alpha);
-      m[g] = m_new;
-    }
-  }
-  // merge the 4 warps of this block
-#pragma unroll
-  for (int g = 0; g < kMaxGroup; ++g) {
-    if (lane == 0) sm[warp][g] = m[g], sl[warp][g] = l[g];
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) sacc[warp][g][lane + 32 * j] = acc[g][j];
-  }
-  __syncthreads();
-  for (int64_t i = threadIdx.x; i < G * HD; i += kWarps * 32) {
-    const int64_t g = i / HD, e = i % HD;
-    float M = -INFINITY;
-    for (int w = 0; w < kWarps; ++w) M = fmaxf(M, sm[w][g]);
-    float L = 0.0f, a = 0.0f;
-    if (M != -INFINITY) {
-      for (int w = 0; w < kWarps; ++w) {
-        if (sm[w][g] == -INFINITY) continue;
-        const float f = expf(sm[w][g] - M);
-        L += sl[w][g] * f;
-        a += sacc[w][g][e] * f;
+        for (int i = 0; i < V; ++i) kr[u][i] = vr[u][i] = S::store(0.0f);
       }
     }
-    // workspace layout: [B, Hq, n_split] records of (m, l, acc[HD])
-    float* rec = ws + ((b * p.n_q_heads + kh * G + g) * n_split + split) * (HD + 2);
-    if (e == 0) rec[0] = M, rec[1] = L;
-    rec[2 + e] = a;
-  }
-}
-
-template <DType DT, int HD>
-__global__ void __launch_bounds__(HD) combine_kernel(const GqaDecodeParams p, int64_t n_split, const float* ws) {
-  using S = Storage<DT>;
-  const int64_t bh = blockIdx.x, e = threadIdx.x;
-  const float* rec = ws + bh * n_split * (HD + 2);
-  float M = -INFINITY;
-  for (int64_t s = 0; s < n_split; ++s) M = fmaxf(M, rec[s * (HD + 2)]);
-  float L = 0.0f, a = 0.0f;
-  if (M != -INFINITY) {
-    for (int64_t s = 0; s < n_split; ++s) {
-      const float m = rec[s * (HD + 2)];
-      if (m == -INFINITY) continue;
-      const float f = expf(m - M);
-      L += rec[s * (HD + 2) + 1] * f;
-      a += rec[s * (HD + 2) + 2 + e] * f;
+    float s[U][GT];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      float kf[V];
+#pragma unroll
+      for (int i = 0; i < V; ++i) kf[i] = S::load(kr[u][i]);
+#pragma unroll
+      for (int g = 0; g < GT; ++g) {
+        float dot = 0.0f;
+#pragma unroll
+        for (int i = 0; i < V; ++i) dot = fmaf(q[g][i], kf[i], dot);
+        dot = group_sum<P>(dot);
+        s[u][g] = ok[u] ? dot : -INFINITY;
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < GT; ++g) {
+      float mx = m[g];
+#pragma unroll
+      for (int u = 0; u < U; ++u) mx = fmaxf(mx, s[u][g]);
+      if (mx == -INFINITY) continue;
+      const float alpha = exp2f(m[g] - mx);
+      l[g] *= alpha;
+#pragma unroll
+      for (int i = 0; i < V; ++i) acc[g][i] *= alpha;
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const float e = exp2f(s[u][g] - mx);
+        l[g] += e;
+#pragma unroll
+        for (int i = 0; i < V; ++i) acc[g][i] = fmaf(e, S::load(vr[u][i]), acc[g][i]);
+      }
+      m[g] = mx;
     }
   }
-  static_cast<typename S::T*>(p.out)[bh * HD + e] = S::store(L > 0.0f ? a / L : 0.0f);
+
+  // merge the token groups of each warp (butterfly: every group ends with the warp's total)
+#pragma unroll
+  for (int off = P; off < 32; off *= 2) {
+#pragma unroll
+    for (int g = 0; g < GT; ++g) {
+      float acc2[V];
+#pragma unroll
+      for (int i = 0; i < V; ++i) acc2[i] = __shfl_xor_sync(0xffffffffu, acc[g][i], off);
+      const float m2 = __shfl_xor_sync(0xffffffffu, m[g], off), l2 = __shfl_xor_sync(0xffffffffu, l[g], off);
+      merge<V>(m[g], l[g], acc[g], m2, l2, acc2);
+    }
+  }
+  // then the warps, through shared memory; warp 0's first group finishes
+  if (lane < P && lane_on) {
+#pragma unroll
+    for (int g = 0; g < GT; ++g) {
+#pragma unroll
+      for (int i = 0; i < V; ++i) sm_acc[warp][g][sub * V + i] = acc[g][i];
+      if (sub == 0) sm_m[warp][g] = m[g], sm_l[warp][g] = l[g];
+    }
+  }
+  __syncthreads();
+  if (warp != 0 || lane >= P || !lane_on) return;
+#pragma unroll
+  for (int g = 0; g < GT; ++g) {
+#pragma unroll
+    for (int w = 1; w < kGqaWarps; ++w) {
+      float acc2[V];
+#pragma unroll
+      for (int i = 0; i < V; ++i) acc2[i] = sm_acc[w][g][sub * V + i];
+      merge<V>(m[g], l[g], acc[g], sm_m[w][g], sm_l[w][g], acc2);
+    }
+    const int64_t hg = int64_t(tile) * GT + g;
+    if (hg >= G) continue;
+    const int64_t bh = b * p.n_q_heads + kh * G + hg;
+    if (n_split == 1) {
+      const float inv = l[g] > 0.0f ? 1.0f / l[g] : 0.0f;
+      float o[V];
+#pragma unroll
+      for (int i = 0; i < V; ++i) o[i] = acc[g][i] * inv;
+      store_f32<DT, V, true>(static_cast<T*>(p.out) + bh * HD + sub * V, o);
+    } else {
+      // workspace: [B*Hq, n_split, HD] accumulators (16-byte aligned rows), then [B*Hq, n_split] (m, l)
+      const int64_t rec = bh * n_split + split;
+      store_f32<DType::kF32, V, true>(ws + rec * HD + sub * V, acc[g]);
+      if (sub == 0) reinterpret_cast<float2*>(ws + p.batch * p.n_q_heads * n_split * HD)[rec] = make_float2(m[g], l[g]);
+    }
+  }
 }
 
 template <DType DT, int HD>
+__global__ void __launch_bounds__(128) gqa_combine_kernel(const GqaDecodeParams p, const int n_split,
+                                                          const float* __restrict__ ws) {
+  using S = Storage<DT>;
+  constexpr int kPer = HD / 32;  // elements per lane
+  const int lane = threadIdx.x % 32;
+  const int64_t bh = int64_t(blockIdx.x) * 4 + threadIdx.x / 32;
+  if (bh >= p.batch * p.n_q_heads) return;
+  const float* acc = ws + bh * n_split * HD;
+  const float2* ml = reinterpret_cast<const float2*>(ws + p.batch * p.n_q_heads * n_split * HD) + bh * n_split;
+  float M = -INFINITY;
+  for (int s = lane; s < n_split; s += 32) M = fmaxf(M, ml[s].x);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+  float L = 0.0f, o[kPer] = {};
+  if (M != -INFINITY) {
+    for (int s = 0; s < n_split; ++s) {
+      const float2 r = ml[s];
+      if (r.x == -INFINITY) continue;
+      const float f = exp2f(r.x - M);
+      L = fmaf(r.y, f, L);
+#pragma unroll
+      for (int i = 0; i < kPer; ++i) o[i] = fmaf(acc[s * HD + lane + 32 * i], f, o[i]);
+    }
+  }
+  const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+  typename S::T* out = static_cast<typename S::T*>(p.out) + bh * HD;
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) out[lane + 32 * i] = S::store(o[i] * inv);
+}
+
+template <DType DT, int HD, int GT, bool kVec>
 Status launch(const GqaDecodeParams& p, cudaStream_t stream) {
-  if (p.batch == 0) return Status::kOk;
+  const int64_t G = p.n_q_heads / p.n_kv_heads;
+  const int n_tiles = int(ceil_div(G, GT));
+  const int64_t units = p.batch * p.n_kv_heads * n_tiles;
   const int64_t capacity = p.block_table ? p.max_blocks * p.block_size : p.block_size;
-  const int64_t units = p.batch * p.n_kv_heads;
-  int64_t n_split = (2 * device().sm_count + units - 1) / units;
-  n_split = std::max<int64_t>(1, std::min<int64_t>(n_split, (capacity + kMinSplit - 1) / kMinSplit));
-  const int64_t split_len = std::max<int64_t>(1, (capacity + n_split - 1) / n_split);
+  int n_split = gqa_split_count(device(), units, capacity);
   float* ws = nullptr;
-  const size_t bytes = size_t(p.batch * p.n_q_heads * n_split * (HD + 2)) * sizeof(float);
-  if (cudaMallocAsync(&ws, bytes, stream) != cudaSuccess) return Status::kCudaError;
-  partial_kernel<DT, HD><<<dim3(unsigned(n_split), unsigned(p.n_kv_heads), unsigned(p.batch)), kWarps * 32, 0, stream>>>(
-      p, split_len, ws);
-  combine_kernel<DT, HD><<<unsigned(p.batch * p.n_q_heads), HD, 0, stream>>>(p, n_split, ws);
+  if (n_split > 1) {
+    const size_t bytes = size_t(p.batch * p.n_q_heads) * n_split * (HD + 2) * sizeof(float);
+    ws = static_cast<float*>(workspace_alloc(bytes, stream));
+    if (!ws) n_split = 1;  // no scratch memory: one split per block, still correct
+  }
+  gqa_split_kernel<DT, HD, GT, kVec><<<unsigned(units * n_split), kGqaThreads, 0, stream>>>(p, n_split, n_tiles, ws);
+  if (n_split > 1)
+    gqa_combine_kernel<DT, HD><<<gqa_combine_grid(p.batch, p.n_q_heads), 128, 0, stream>>>(p, n_split, ws);
   const Status s = launched();
-  cudaFreeAsync(ws, stream);
+  workspace_free(ws, stream);
   return s;
+}
+
+template <DType DT, int HD>
+Status dispatch(const GqaDecodeParams& p, cudaStream_t stream) {
+  constexpr int V = kVecOf<DT>;
+  const int64_t G = p.n_q_heads / p.n_kv_heads;
+  const bool vec = aligned16(p.k_cache) && aligned16(p.v_cache) && p.cache_block_stride % V == 0 &&
+                   p.cache_token_stride % V == 0 && p.cache_head_stride % V == 0;
+  // NOTE: the element-wise fallback (caches not 16-byte aligned) is built for tiles of 8 heads only, to keep the
+  // number of kernels down; it is correct for every group size, just slower.
+  if (!vec) return launch<DT, HD, 8, false>(p, stream);
+  if (G <= 1) return launch<DT, HD, 1, true>(p, stream);
+  if (G <= 2) return launch<DT, HD, 2, true>(p, stream);
+  if (G <= 4) return launch<DT, HD, 4, true>(p, stream);
+  return launch<DT, HD, 8, true>(p, stream);
 }
 
 }  // namespace
 
 Status gqa_decode(const GqaDecodeParams& p, void* stream) {
-  if (p.n_q_heads % p.n_kv_heads || p.n_q_heads / p.n_kv_heads > kMaxGroup) return Status::kUnsupportedShape;
-  return LFM25_DTYPE_SWITCH(p.dtype, DT, [&] {
-    return LFM25_HEAD_DIM_SWITCH(p.head_dim, HD, [&] { return launch<DT, HD>(p, static_cast<cudaStream_t>(stream)); });
+  if (p.batch <= 0) return Status::kOk;
+  if (p.n_kv_heads <= 0 || p.n_q_heads % p.n_kv_heads != 0 || p.block_size <= 0) return Status::kUnsupportedShape;
+  return LFM25_CUDA_DTYPE_SWITCH(p.dtype, DT, [&] {
+    auto s = static_cast<cudaStream_t>(stream);
+    switch (p.head_dim) {
+      case 32: return dispatch<DT, 32>(p, s);
+      case 64: return dispatch<DT, 64>(p, s);
+      case 96: return dispatch<DT, 96>(p, s);
+      case 128: return dispatch<DT, 128>(p, s);
+    }
+    return Status::kUnsupportedShape;
   });
 }
 

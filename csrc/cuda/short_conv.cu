@@ -1,145 +1,186 @@
-// short_conv on CUDA: y = C * conv_K(B * X) from the in_proj output in one pass, plus a second tiny launch
-// for the final states.
-//   1. outputs: one thread per (token, VEC channels) -- VEC = 16 bytes of channels when pointers and strides
-//      allow it; 128 threads cover 128 * VEC channels (1024 in bf16) of one token. The K-1 earlier U rows are
-//      recomputed from bcx (L1/L2 hits from the neighbouring tokens' threads) or read from the initial state.
-//   2. final states: one thread per (sequence, VEC channels), after (1) on the stream: (1) reads the initial
-//      state of a sequence while (2) overwrites the same slot, so they must not share a launch.
-// Packed batches find their sequence by binary search in cu_seqlens on the device: no host synchronisation,
-// CUDA-graph capturable for any mix of lengths within fixed N. Out-of-range indices act as padding (-1).
-#include "common.cuh"
+// short_conv on CUDA, one launch from the in_proj output to the gated output, states included:
+//   U = round(B * X);  z[t] = sum_k w[k] * U[t-(K-1)+k] (fp32, U before token 0 = initial state or 0);
+//   y[t] = round(C[t] * z[t]);  final state = the last K-1 U rows (old rows shift in when len < K-1).
+// bcx [B, T, 3D] dense or [N, 3D] packed (cu_seqlens), y [.., D], state [S, K-1, D].
+// Parallelisation: a thread owns one 16-byte vector of channels (V = 8 bf16/fp16, 4 fp32; one element when
+// pointers or strides are not 16-byte multiples) of one chunk of consecutive tokens of one sequence and
+// streams it with the K-1 window in registers; chunk sizes and the grid are derived in launch.cuh.
+//
+// The state race, and why there is none: a slot is read (initial state) and written (final state) in the same
+// launch. Chunks start at multiples of `chunk` (>= 8 > K-1) within their sequence, so only chunk 0 reaches back
+// before token 0: the thread of chunk 0 is the only reader of its slot's channels, and it is also the thread
+// that writes the final state, after its reads. The final state's rows from the input (tokens len-K+1..len-1)
+// are recomputed from bcx, which no thread writes. Sequences must use distinct slots (as on the CPU).
+//
+// Rounding: the same fma chain as short_conv_update.cu (conv_z), so chunked prefill == whole prefill and an
+// update == a one-token prefill bit for bit. Out-of-range state indices act as padding (-1); cu_seqlens are
+// clamped to [0, N] and made non-decreasing, so bad values never address memory outside bcx and y.
+#include "conv_common.cuh"
+#include "launch.cuh"
 #include "lfm25/cuda_ops.h"
 
 namespace lfm25::cuda {
 namespace {
 
-constexpr int kThreads = 128;
+constexpr int kTokensPerStep = 2;  // B, C, X loads of 2 tokens issued before the first use
 
-struct Geometry {
-  const ShortConvParams& p;
-  __device__ int64_t seq_of(int64_t tok) const {  // largest s with cu[s] <= tok
-    if (!p.cu_seqlens) return tok / p.seqlen;
-    int64_t lo = 0, hi = p.batch - 1;
-    while (lo < hi) {
-      const int64_t mid = (lo + hi + 1) / 2;
-      if (p.cu_seqlens[mid] <= tok) lo = mid; else hi = mid - 1;
-    }
-    return lo;
-  }
-  __device__ int64_t start(int64_t s) const { return p.cu_seqlens ? p.cu_seqlens[s] : s * p.seqlen; }
-  __device__ int64_t length(int64_t s) const {
-    return p.cu_seqlens ? int64_t(p.cu_seqlens[s + 1]) - p.cu_seqlens[s] : p.seqlen;
-  }
-  __device__ int64_t x_offset(int64_t s, int64_t t) const {
-    return p.cu_seqlens ? (p.cu_seqlens[s] + t) * p.x_token_stride : s * p.x_batch_stride + t * p.x_token_stride;
-  }
-  __device__ int64_t y_offset(int64_t s, int64_t t) const {
-    return p.cu_seqlens ? (p.cu_seqlens[s] + t) * p.y_token_stride : s * p.y_batch_stride + t * p.y_token_stride;
-  }
-  // -1: padding or an out-of-range index (no state, zero output); -2: no state tensor
-  __device__ int64_t slot(int64_t s) const {
-    if (!p.state) return -2;
-    const int64_t v = p.state_indices ? p.state_indices[s] : s;
-    return v >= 0 && v < p.n_slots ? v : -1;
-  }
-};
-
-template <DType DT, int K, int VEC>
-__global__ void __launch_bounds__(kThreads) outputs_kernel(const ShortConvParams p) {
+template <DType DT, int K, bool kVec>
+__global__ void __launch_bounds__(kShortConvThreads)
+short_conv_kernel(const ShortConvParams p, const int chunk_shift, const int64_t dense_chunks, const bool w_vec) {
   using S = Storage<DT>;
   using T = typename S::T;
-  using P = Pack<T, VEC>;
-  const Geometry g{p};
-  const int64_t c = (int64_t(blockIdx.y) * kThreads + threadIdx.x) * VEC;
-  const int64_t tok = blockIdx.x;
-  if (c >= p.dim) return;
-  const int64_t s = g.seq_of(tok);
-  const int64_t t = tok - g.start(s) < tok ? tok - g.start(s) : tok;
-  const int64_t slot = g.slot(s);
-  const T* x = static_cast<const T*>(p.x);
-  T* y = static_cast<T*>(p.y) + g.y_offset(s, t) + c;
-  P out;
-  if (slot == -1) {
-    for (int i = 0; i < VEC; ++i) out.v[i] = S::store(0.0f);
-    *reinterpret_cast<P*>(y) = out;
-    return;
+  constexpr int V = kVec ? kVecOf<DT> : 1;
+  const int64_t chunk = int64_t(1) << chunk_shift;
+  const int64_t c0 = (int64_t(blockIdx.y) * blockDim.x + threadIdx.x) * V;
+  const int64_t id = int64_t(blockIdx.x) * blockDim.y + threadIdx.y;
+  if (c0 >= p.dim) return;  // no barriers below
+
+  // 1. the sequence and chunk of this thread
+  int64_t s, j, start = 0, len;
+  if (p.cu_seqlens) {
+    const int64_t N = p.seqlen;
+    const auto start_of = [&](int64_t i) { return min(max(int64_t(__ldg(p.cu_seqlens + i)), int64_t(0)), N); };
+    int64_t lo = 0, hi = p.batch;  // the largest s with s + start_s / chunk <= id (see launch.cuh)
+    while (hi - lo > 1) {
+      const int64_t mid = (lo + hi) / 2;
+      if (mid + (start_of(mid) >> chunk_shift) <= id) lo = mid; else hi = mid;
+    }
+    s = lo;
+    start = start_of(s);
+    if (s + (start >> chunk_shift) > id) return;
+    j = id - (s + (start >> chunk_shift));
+    len = min(max(int64_t(__ldg(p.cu_seqlens + s + 1)), start), N) - start;
+  } else {
+    s = id / dense_chunks;
+    j = id % dense_chunks;
+    len = p.seqlen;
+    if (s >= p.batch) return;
   }
-  const bool from_state = slot >= 0 && (!p.has_initial_state || p.has_initial_state[s]);
-  float u[K][VEC];
-  for (int k = 0; k < K; ++k) {
-    const int64_t pos = t - (K - 1) + k;
+  if (j >= max(ceil_div(len, chunk), int64_t(1))) return;
+  const int64_t t_begin = j * chunk, t_end = min(len, t_begin + chunk);
+
+  const T* x = static_cast<const T*>(p.x) + (p.cu_seqlens ? start * p.x_token_stride : s * p.x_batch_stride) + c0;
+  T* y = static_cast<T*>(p.y) + (p.cu_seqlens ? start * p.y_token_stride : s * p.y_batch_stride) + c0;
+  const int64_t D = p.dim, xs = p.x_token_stride, ys = p.y_token_stride;
+
+  // 2. the state slot: none, padding (-1 or out of range), or a valid slot
+  int64_t slot = -2;
+  if (p.state) {
+    slot = p.state_indices ? int64_t(__ldg(p.state_indices + s)) : s;
+    if (slot < 0 || slot >= p.n_slots) {
+      float zero[V] = {};
+      for (int64_t t = t_begin; t < t_end; ++t) store_f32<DT, V, kVec>(y + t * ys, zero);
+      return;
+    }
+  }
+  const bool reads_init = slot >= 0 && (!p.has_initial_state || __ldg(p.has_initial_state + s));
+  T* st = slot >= 0 ? static_cast<T*>(p.state) + slot * p.state_slot_stride + c0 : nullptr;
+
+  float w[K][V];
+  load_conv_weights<K, V, kVec>(p.weight, p.weight_dtype, p.weight_stride, c0, w_vec, w);
+
+  // 3. the K-1 U rows before the chunk: from bcx, the initial state (chunk 0 only) or zeros
+  float win[K - 1][V];
+#pragma unroll
+  for (int i = 0; i < K - 1; ++i) {
+    const int64_t pos = t_begin - (K - 1) + i;
     if (pos >= 0) {
-      const P ug = gate<DT, VEC>(x + g.x_offset(s, pos) + c, p.dim);
-      for (int i = 0; i < VEC; ++i) u[k][i] = S::load(ug.v[i]);
-    } else if (from_state) {
-      const P st = *reinterpret_cast<const P*>(static_cast<const T*>(p.state) + slot * p.state_slot_stride +
-                                               (K - 1 + pos) * p.state_row_stride + c);
-      for (int i = 0; i < VEC; ++i) u[k][i] = S::load(st.v[i]);
+      T b[V], xx[V];
+      load_raw<T, V, kVec>(x + pos * xs, b);
+      load_raw<T, V, kVec>(x + pos * xs + 2 * D, xx);
+#pragma unroll
+      for (int e = 0; e < V; ++e) win[i][e] = S::load(gate_u<DT>(b[e], xx[e]));
+    } else if (reads_init) {
+      load_f32<DT, V, kVec, /*kNc=*/false>(st + (K - 1 + pos) * p.state_row_stride, win[i]);
     } else {
-      for (int i = 0; i < VEC; ++i) u[k][i] = 0.0f;
+#pragma unroll
+      for (int e = 0; e < V; ++e) win[i][e] = 0.0f;
     }
   }
-  const P cg = *reinterpret_cast<const P*>(x + g.x_offset(s, t) + p.dim + c);
-  for (int i = 0; i < VEC; ++i) {
-    const int64_t w = (c + i) * p.weight_stride;
-    // z = w0*U[t-K+1], then fma(w_k, U[t-K+1+k], z): the order of short_conv_update.cu
-    float z = __fmul_rn(load_weight(p.weight, p.weight_dtype, w), u[0][i]);
-    for (int k = 1; k < K; ++k) z = fmaf(load_weight(p.weight, p.weight_dtype, w + k), u[k][i], z);
-    out.v[i] = S::store(__fmul_rn(S::load(cg.v[i]), z));
-  }
-  *reinterpret_cast<P*>(y) = out;
-}
 
-template <DType DT, int K, int VEC>
-__global__ void __launch_bounds__(kThreads) final_state_kernel(const ShortConvParams p) {
-  using S = Storage<DT>;
-  using T = typename S::T;
-  using P = Pack<T, VEC>;
-  const Geometry g{p};
-  const int64_t c = (int64_t(blockIdx.y) * kThreads + threadIdx.x) * VEC;
-  const int64_t s = blockIdx.x;
-  const int64_t slot = g.slot(s);
-  if (c >= p.dim || slot < 0) return;
-  const int64_t len = g.length(s) > 0 ? g.length(s) : 0;
-  T* st = static_cast<T*>(p.state) + slot * p.state_slot_stride + c;
-  const bool from_state = !p.has_initial_state || p.has_initial_state[s];
-  P rows[K - 1];
-  for (int j = 0; j < K - 1; ++j) {   // read everything before writing: rows shift when len < K-1
-    const int64_t t = len - (K - 1) + j;
-    if (t >= 0) {
-      rows[j] = gate<DT, VEC>(static_cast<const T*>(p.x) + g.x_offset(s, t) + c, p.dim);
-    } else if (from_state) {
-      rows[j] = *reinterpret_cast<const P*>(st + (K - 1 + t) * p.state_row_stride);
-    } else {
-      for (int i = 0; i < VEC; ++i) rows[j].v[i] = S::store(0.0f);
+  // 4. stream the chunk
+  for (int64_t t = t_begin; t < t_end; t += kTokensPerStep) {
+    T b[kTokensPerStep][V], c[kTokensPerStep][V], xx[kTokensPerStep][V];
+#pragma unroll
+    for (int r = 0; r < kTokensPerStep; ++r) {
+      if (t + r < t_end) {
+        const T* row = x + (t + r) * xs;
+        load_raw<T, V, kVec>(row, b[r]);
+        load_raw<T, V, kVec>(row + D, c[r]);
+        load_raw<T, V, kVec>(row + 2 * D, xx[r]);
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < kTokensPerStep; ++r) {
+      if (t + r < t_end) {
+        float out[V];
+#pragma unroll
+        for (int e = 0; e < V; ++e) {
+          const float u = S::load(gate_u<DT>(b[r][e], xx[r][e]));
+          out[e] = __fmul_rn(S::load(c[r][e]), conv_z<K>(w, win, u, e));
+#pragma unroll
+          for (int k = 0; k < K - 2; ++k) win[k][e] = win[k + 1][e];
+          win[K - 2][e] = u;
+        }
+        store_f32<DT, V, kVec>(y + (t + r) * ys, out);
+      }
     }
   }
-  for (int j = 0; j < K - 1; ++j) *reinterpret_cast<P*>(st + j * p.state_row_stride) = rows[j];
+
+  // 5. final state, by chunk 0 (the only reader of this slot): rows len-K+1..len-1, all read before any write
+  if (j != 0 || slot < 0 || (len == 0 && reads_init)) return;
+  T rows[K - 1][V];
+#pragma unroll
+  for (int r = 0; r < K - 1; ++r) {
+    const int64_t pos = len - (K - 1) + r;
+    if (pos >= 0) {
+      T b[V], xx[V];
+      load_raw<T, V, kVec>(x + pos * xs, b);
+      load_raw<T, V, kVec>(x + pos * xs + 2 * D, xx);
+#pragma unroll
+      for (int e = 0; e < V; ++e) rows[r][e] = gate_u<DT>(b[e], xx[e]);
+    } else if (reads_init) {
+      load_raw<T, V, kVec, /*kNc=*/false>(st + (K - 1 + pos) * p.state_row_stride, rows[r]);
+    } else {
+#pragma unroll
+      for (int e = 0; e < V; ++e) rows[r][e] = S::store(0.0f);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < K - 1; ++r) store_raw<T, V, kVec>(st + r * p.state_row_stride, rows[r]);
 }
 
-template <DType DT, int K, int VEC>
-Status launch(const ShortConvParams& p, cudaStream_t stream) {
-  const int64_t total = p.cu_seqlens ? p.seqlen : p.batch * p.seqlen;
-  const unsigned channel_blocks = unsigned((p.dim / VEC + kThreads - 1) / kThreads);
-  if (total > 0) outputs_kernel<DT, K, VEC><<<dim3(unsigned(total), channel_blocks), kThreads, 0, stream>>>(p);
-  if (p.state && p.batch > 0)
-    final_state_kernel<DT, K, VEC><<<dim3(unsigned(p.batch), channel_blocks), kThreads, 0, stream>>>(p);
+template <DType DT, int K, bool kVec>
+Status launch(const ShortConvParams& p, cudaStream_t stream, bool w_vec) {
+  constexpr int V = kVec ? kVecOf<DT> : 1;
+  const bool packed = p.cu_seqlens != nullptr;
+  const int64_t tokens = packed ? p.seqlen : p.batch * p.seqlen;
+  const ShortConvConfig c = short_conv_config(device(), ceil_div(p.dim, V), tokens, p.batch, packed, p.seqlen);
+  if (c.grid.x > 0)
+    short_conv_kernel<DT, K, kVec><<<c.grid, c.block, 0, stream>>>(p, c.chunk_shift, c.dense_chunks, w_vec);
   return launched();
 }
 
 }  // namespace
 
 Status short_conv(const ShortConvParams& p, void* stream) {
-  return LFM25_DTYPE_SWITCH(p.dtype, DT, [&] {
-    using T = typename Storage<DT>::T;
-    constexpr int kVec = 16 / sizeof(T);
-    // 16-byte accesses when every row start is 16-byte aligned; one element at a time otherwise
-    const bool vec = p.dim % kVec == 0 && aligned16(p.x) && aligned16(p.y) && (!p.state || aligned16(p.state)) &&
-                     p.x_token_stride % kVec == 0 && p.x_batch_stride % kVec == 0 && p.y_token_stride % kVec == 0 &&
-                     p.y_batch_stride % kVec == 0 && p.state_slot_stride % kVec == 0 &&
-                     p.state_row_stride % kVec == 0;
+  if (p.batch <= 0 || p.dim <= 0) return Status::kOk;
+  return LFM25_CUDA_DTYPE_SWITCH(p.dtype, DT, [&] {
+    constexpr int V = kVecOf<DT>;
+    // 16-byte accesses when every row start of bcx, y and the state is a 16-byte multiple
+    const bool vec = p.dim % V == 0 && aligned16(p.x) && aligned16(p.y) && p.x_token_stride % V == 0 &&
+                     p.x_batch_stride % V == 0 && p.y_token_stride % V == 0 && p.y_batch_stride % V == 0 &&
+                     (!p.state || (aligned16(p.state) && p.state_slot_stride % V == 0 && p.state_row_stride % V == 0));
+    const bool w_vec = vec && conv_weights_vectorizable(p.weight, p.weight_stride, p.width);
     auto s = static_cast<cudaStream_t>(stream);
-    return LFM25_WIDTH_SWITCH(p.width, K, [&] { return vec ? launch<DT, K, kVec>(p, s) : launch<DT, K, 1>(p, s); });
+    return LFM25_BOOL_SWITCH(vec, kVec, [&] {
+      switch (p.width) {
+        case 2: return launch<DT, 2, kVec>(p, s, w_vec);
+        case 3: return launch<DT, 3, kVec>(p, s, w_vec);
+        case 4: return launch<DT, 4, kVec>(p, s, w_vec);
+      }
+      return Status::kUnsupportedShape;
+    });
   });
 }
 

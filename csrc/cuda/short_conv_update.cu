@@ -1,66 +1,89 @@
-// short_conv_update on CUDA: one decode step. One thread per (sequence, VEC channels) -- VEC = 16 bytes when
-// aligned -- so the [S, K-1, D] state is read and written in coalesced 16-byte channel vectors, gates fused.
-// 128 threads cover 128 * VEC channels (1024 in bf16); grid = (batch, channel blocks). Same arithmetic and order
-// as short_conv.cu, so a step equals a one-token prefill bit for bit. Out-of-range slots act as padding.
-#include "common.cuh"
+// short_conv_update on CUDA: one decode step of the gated short conv for a batch, gates fused.
+//   u = round(B * X);  y = round(C * (sum_k w[k] * [state rows, u][k]));  state rows shift up, u appended.
+// bcx [B, 3D], y [B, D], state [S, K-1, D] updated in place at slot state_indices[b] (-1 or out of range:
+// zero output, state untouched).
+// Parallelisation: one thread per (sequence, 16-byte vector of channels), flat over B x D/V in 128-thread
+// blocks (launch.cuh): the state rows are read and written as coalesced 16-byte channel vectors, and all
+// 3 + (K-1) input vectors of a thread are loaded before the first use. Arithmetic: conv_common.cuh, shared
+// with short_conv.cu, so a step equals a one-token prefill bit for bit.
+#include "conv_common.cuh"
+#include "launch.cuh"
 #include "lfm25/cuda_ops.h"
 
 namespace lfm25::cuda {
 namespace {
 
-constexpr int kThreads = 128;
-
-template <DType DT, int K, int VEC>
-__global__ void __launch_bounds__(kThreads) update_kernel(const ShortConvUpdateParams p) {
+template <DType DT, int K, bool kVec>
+__global__ void __launch_bounds__(kUpdateThreads)
+short_conv_update_kernel(const ShortConvUpdateParams p, const int64_t n_cvec, const bool w_vec) {
   using S = Storage<DT>;
   using T = typename S::T;
-  using P = Pack<T, VEC>;
-  const int64_t b = blockIdx.x;
-  const int64_t c = (int64_t(blockIdx.y) * kThreads + threadIdx.x) * VEC;
-  if (c >= p.dim) return;
-  const T* x = static_cast<const T*>(p.x) + b * p.x_batch_stride + c;
-  T* y = static_cast<T*>(p.y) + b * p.y_batch_stride + c;
-  const int64_t v = p.state_indices ? p.state_indices[b] : b;
-  P out;
-  if (v < 0 || v >= p.n_slots) {
-    for (int i = 0; i < VEC; ++i) out.v[i] = S::store(0.0f);
-    *reinterpret_cast<P*>(y) = out;
+  constexpr int V = kVec ? kVecOf<DT> : 1;
+  const int64_t i = int64_t(blockIdx.x) * kUpdateThreads + threadIdx.x;
+  const int64_t b = i / n_cvec, c0 = (i % n_cvec) * V;
+  if (b >= p.batch) return;
+  const T* x = static_cast<const T*>(p.x) + b * p.x_batch_stride + c0;
+  T* y = static_cast<T*>(p.y) + b * p.y_batch_stride + c0;
+  const int64_t slot = p.state_indices ? int64_t(__ldg(p.state_indices + b)) : b;
+  if (slot < 0 || slot >= p.n_slots) {
+    float zero[V] = {};
+    store_f32<DT, V, kVec>(y, zero);
     return;
   }
-  T* st = static_cast<T*>(p.state) + v * p.state_slot_stride + c;
-  P rows[K - 1];
-  for (int j = 0; j < K - 1; ++j) rows[j] = *reinterpret_cast<const P*>(st + j * p.state_row_stride);
-  const P u = gate<DT, VEC>(x, p.dim), cg = *reinterpret_cast<const P*>(x + p.dim);
-  for (int i = 0; i < VEC; ++i) {
-    const int64_t w = (c + i) * p.weight_stride;
-    float z = __fmul_rn(load_weight(p.weight, p.weight_dtype, w), S::load(rows[0].v[i]));
-    for (int k = 1; k < K - 1; ++k) z = fmaf(load_weight(p.weight, p.weight_dtype, w + k), S::load(rows[k].v[i]), z);
-    z = fmaf(load_weight(p.weight, p.weight_dtype, w + K - 1), S::load(u.v[i]), z);
-    out.v[i] = S::store(__fmul_rn(S::load(cg.v[i]), z));
+  T* st = static_cast<T*>(p.state) + slot * p.state_slot_stride + c0;
+
+  T rows[K - 1][V], bg[V], cg[V], xg[V];
+#pragma unroll
+  for (int r = 0; r < K - 1; ++r) load_raw<T, V, kVec, /*kNc=*/false>(st + r * p.state_row_stride, rows[r]);
+  load_raw<T, V, kVec>(x, bg);
+  load_raw<T, V, kVec>(x + p.dim, cg);
+  load_raw<T, V, kVec>(x + 2 * p.dim, xg);
+  float w[K][V];
+  load_conv_weights<K, V, kVec>(p.weight, p.weight_dtype, p.weight_stride, c0, w_vec, w);
+
+  float win[K - 1][V], out[V];
+  T u[V];
+#pragma unroll
+  for (int e = 0; e < V; ++e) {
+#pragma unroll
+    for (int r = 0; r < K - 1; ++r) win[r][e] = S::load(rows[r][e]);
+    u[e] = gate_u<DT>(bg[e], xg[e]);
+    out[e] = __fmul_rn(S::load(cg[e]), conv_z<K>(w, win, S::load(u[e]), e));
   }
-  *reinterpret_cast<P*>(y) = out;
-  for (int j = 0; j < K - 2; ++j) *reinterpret_cast<P*>(st + j * p.state_row_stride) = rows[j + 1];
-  *reinterpret_cast<P*>(st + (K - 2) * p.state_row_stride) = u;
+  store_f32<DT, V, kVec>(y, out);
+#pragma unroll
+  for (int r = 0; r < K - 2; ++r) store_raw<T, V, kVec>(st + r * p.state_row_stride, rows[r + 1]);
+  store_raw<T, V, kVec>(st + (K - 2) * p.state_row_stride, u);
 }
 
-template <DType DT, int K, int VEC>
-Status launch(const ShortConvUpdateParams& p, cudaStream_t stream) {
-  const unsigned channel_blocks = unsigned((p.dim / VEC + kThreads - 1) / kThreads);
-  if (p.batch > 0) update_kernel<DT, K, VEC><<<dim3(unsigned(p.batch), channel_blocks), kThreads, 0, stream>>>(p);
+template <DType DT, int K, bool kVec>
+Status launch(const ShortConvUpdateParams& p, cudaStream_t stream, bool w_vec) {
+  constexpr int V = kVec ? kVecOf<DT> : 1;
+  const int64_t n_cvec = ceil_div(p.dim, V);
+  short_conv_update_kernel<DT, K, kVec><<<short_conv_update_grid(p.batch, n_cvec), kUpdateThreads, 0, stream>>>(
+      p, n_cvec, w_vec);
   return launched();
 }
 
 }  // namespace
 
 Status short_conv_update(const ShortConvUpdateParams& p, void* stream) {
-  return LFM25_DTYPE_SWITCH(p.dtype, DT, [&] {
-    using T = typename Storage<DT>::T;
-    constexpr int kVec = 16 / sizeof(T);
-    const bool vec = p.dim % kVec == 0 && aligned16(p.x) && aligned16(p.y) && aligned16(p.state) &&
-                     p.x_batch_stride % kVec == 0 && p.y_batch_stride % kVec == 0 &&
-                     p.state_slot_stride % kVec == 0 && p.state_row_stride % kVec == 0;
+  if (p.batch <= 0 || p.dim <= 0) return Status::kOk;
+  return LFM25_CUDA_DTYPE_SWITCH(p.dtype, DT, [&] {
+    constexpr int V = kVecOf<DT>;
+    const bool vec = p.dim % V == 0 && aligned16(p.x) && aligned16(p.y) && aligned16(p.state) &&
+                     p.x_batch_stride % V == 0 && p.y_batch_stride % V == 0 && p.state_slot_stride % V == 0 &&
+                     p.state_row_stride % V == 0;
+    const bool w_vec = vec && conv_weights_vectorizable(p.weight, p.weight_stride, p.width);
     auto s = static_cast<cudaStream_t>(stream);
-    return LFM25_WIDTH_SWITCH(p.width, K, [&] { return vec ? launch<DT, K, kVec>(p, s) : launch<DT, K, 1>(p, s); });
+    return LFM25_BOOL_SWITCH(vec, kVec, [&] {
+      switch (p.width) {
+        case 2: return launch<DT, 2, kVec>(p, s, w_vec);
+        case 3: return launch<DT, 3, kVec>(p, s, w_vec);
+        case 4: return launch<DT, 4, kVec>(p, s, w_vec);
+      }
+      return Status::kUnsupportedShape;
+    });
   });
 }
 
