@@ -90,16 +90,18 @@ def measure(impl: str, checkpoint: str, dtype, device: str, quick: bool) -> list
     rows = []
     T = 256 if quick else 1024
     p = [prompt(T)]
-    t = timed(lambda: _generate(impl, model, p, 1), reps=1 if quick else 2)
+    t = timed(lambda: _generate(impl, model, p, 1), reps=2 if quick else 3)
     rows.append(dict(metric=f"prefill {T} tokens", value=T / t, unit="tok/s"))
     p = [prompt(128)]
-    t = timed(lambda: _generate(impl, model, p, 1), reps=2)
+    t = timed(lambda: _generate(impl, model, p, 1), reps=3)
     rows.append(dict(metric="time to first token, 128-token prompt", value=1e3 * t, unit="ms"))
     steps = 8 if quick else 32
     for B in ((1, 8) if quick else (1, 8, 64)):
         ps = [prompt(16) for _ in range(B)]
-        t1 = timed(lambda: _generate(impl, model, ps, 1))
-        tn = timed(lambda: _generate(impl, model, ps, steps + 1))
+        # decode rate from the difference of two generate calls: the fastest of 3 each, so that one slow call
+        # (another process on the machine) cannot inflate or shrink the difference
+        t1 = timed(lambda: _generate(impl, model, ps, 1), reps=3)
+        tn = timed(lambda: _generate(impl, model, ps, steps + 1), reps=3)
         rows.append(dict(metric=f"decode batch {B}", value=B * steps / (tn - t1), unit="tok/s"))
     rows.append(dict(metric="peak RSS", value=_peak_rss_mib(), unit="MiB"))
     return rows
