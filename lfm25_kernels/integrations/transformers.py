@@ -16,11 +16,13 @@ import torch
 from .. import ops
 
 
-def _fused_forward(self, hidden_states, past_key_values=None, attention_mask=None, **kwargs):
+def _fused_forward(self, hidden_states, past_key_values=None, attention_mask=None, cache=None, **kwargs):
     """transformers' Lfm2ShortConv.forward, with the gates, the conv and the state update in one op.
-    transformers keeps the last K inputs per layer ([B, D, K], channels first); our ops read its K-1 newest."""
+    transformers keeps the last K inputs per layer ([B, D, K], channels first); our ops read its K-1 newest.
+    The cache argument is `cache` from transformers 5.24 on, `past_key_values` before."""
     from transformers.models.lfm2.modeling_lfm2 import apply_mask_to_padding_states
 
+    past_key_values = cache if cache is not None else past_key_values
     seq_len = hidden_states.shape[1]
     hidden_states = apply_mask_to_padding_states(hidden_states, attention_mask)
     bcx = self.in_proj(hidden_states)                                  # [B, T, 3D]
