@@ -57,6 +57,16 @@ def _(q, k_cache, v_cache, seq_lens, block_table, scale):
     return torch.empty(q.shape, dtype=q.dtype, device=q.device)
 
 
+@torch.library.custom_op("lfm25::linear", mutates_args=())
+def linear(x: Tensor, weight: Tensor, gate_weight: Optional[Tensor]) -> Tensor:
+    return ops.linear(x, weight, gate_weight=gate_weight)
+
+
+@linear.register_fake
+def _(x, weight, gate_weight):
+    return x.new_empty(*x.shape[:-1], weight.shape[0])
+
+
 @torch.library.custom_op("lfm25::rms_norm", mutates_args=())
 def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
     return ops.rms_norm(x, weight, eps)

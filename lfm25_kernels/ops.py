@@ -330,3 +330,42 @@ def rms_norm(x: Tensor, weight: Tensor, eps: float, residual: Tensor | None = No
     p.dtype, p.weight_dtype = _DTYPE_CODE[x.dtype], wdt
     _launch("rms_norm", p, tensors, x.device)
     return y if residual is None else (y, h)
+
+
+def linear(x: Tensor, weight: Tensor, *, gate_weight: Tensor | None = None) -> Tensor:
+    """y = x . weight^T (torch.nn.functional.linear without bias), fp32 accumulation, rounded once.
+
+    x: [..., K]; weight: [N, K] in x's dtype. With gate_weight ([N, K]): y = silu(x . gate_weight^T) *
+    (x . weight^T), LFM2's SwiGLU (gate_weight = w1, weight = w3) in one pass over both weights, each product
+    rounded to x's dtype before silu and the multiply, as torch's eager ops round it. Returns [..., N].
+    The CPU kernel is built for the few rows of a decode step (it streams the weights once and is bound by
+    memory bandwidth); for hundreds of rows torch's GEMM is faster. On CUDA this is cuBLAS through torch.
+    """
+    c = Checker("linear")
+    c.tensor("x", x, ndim=tuple(range(1, 9)), dtype=FLOAT_DTYPES)
+    K = x.shape[-1]
+    c.tensor("weight", weight, ndim=2, dtype=x.dtype, device=x.device, shape=(None, K))
+    N = weight.shape[0]
+    if gate_weight is not None:
+        c.tensor("gate_weight", gate_weight, ndim=2, dtype=x.dtype, device=x.device, shape=(N, K))
+    if torch.compiler.is_compiling():
+        return torch.ops.lfm25.linear(x, weight, gate_weight)
+    if x.device.type == "cuda":
+        up = torch.nn.functional.linear(x, weight)
+        if gate_weight is None:
+            return up
+        return torch.nn.functional.silu(torch.nn.functional.linear(x, gate_weight)) * up
+    y = torch.empty(*x.shape[:-1], N, dtype=x.dtype, device=x.device)
+    if y.numel() == 0:
+        return y
+    if K == 0:
+        return y.zero_()   # empty sums are 0, and silu(0) * 0 = 0
+    x2 = x.reshape(-1, K)
+    p = _C.LinearParams()
+    tensors = _set_pointers(p, dict(x=x2, weight=weight, gate_weight=gate_weight, y=y))
+    p.x_row_stride, p.weight_row_stride, p.y_row_stride = x2.stride(0), weight.stride(0), N
+    p.gate_row_stride = gate_weight.stride(0) if gate_weight is not None else 0
+    p.rows, p.in_features, p.out_features = x2.shape[0], K, N
+    p.dtype = _DTYPE_CODE[x.dtype]
+    _launch("linear", p, tensors, x.device)
+    return y

@@ -129,6 +129,16 @@ def gqa_decode(q: Tensor, k_cache: Tensor, v_cache: Tensor, seq_lens: Tensor, *,
     return out
 
 
+def linear(x: Tensor, weight: Tensor, *, gate_weight: Tensor | None = None) -> Tensor:
+    """y = x . weight^T in fp32, rounded once; with gate_weight: silu(x . gate_weight^T) * (x . weight^T), each
+    product rounded to x's dtype and silu and the product rounded too (torch's eager ops in that dtype)."""
+    up = (_f32(x) @ _f32(weight).T).to(x.dtype)
+    if gate_weight is None:
+        return up
+    gate = (_f32(x) @ _f32(gate_weight).T).to(x.dtype)
+    return (_f32(torch.nn.functional.silu(_f32(gate)).to(x.dtype)) * _f32(up)).to(x.dtype)
+
+
 def rms_norm(x: Tensor, weight: Tensor, eps: float, residual: Tensor | None = None):
     """y = w * x / sqrt(mean(x^2) + eps); with residual: h = x + residual (rounded), returns (rms_norm(h), h)."""
     h = x if residual is None else (_f32(x) + _f32(residual)).to(x.dtype)

@@ -43,6 +43,10 @@ def norm_args():
     return dict(x=torch.randn(4, D), weight=torch.ones(D), eps=1e-5, residual=torch.randn(4, D))
 
 
+def linear_args():
+    return dict(x=torch.randn(3, D), weight=torch.randn(5, D), gate_weight=torch.randn(5, D))
+
+
 OPS = {
     "short_conv": (L.short_conv, conv_args),
     "short_conv_packed": (L.short_conv, packed_args),
@@ -50,6 +54,7 @@ OPS = {
     "qk_norm_rope_append": (L.qk_norm_rope_append, append_args),
     "gqa_decode": (L.gqa_decode, decode_args),
     "rms_norm": (L.rms_norm, norm_args),
+    "linear": (L.linear, linear_args),
 }
 
 # (op, argument, bad value as a function of the good arguments, exception, text the message must contain)
@@ -101,6 +106,11 @@ BAD = [
     ("rms_norm", "weight", lambda a: torch.ones(D + 1), ValueError, "weight must be of shape"),
     ("rms_norm", "residual", lambda a: torch.randn(4, D + 1), ValueError, "residual must be of shape"),
     ("rms_norm", "x", lambda a: a["x"].to(torch.int32), TypeError, "x must be of dtype"),
+    ("linear", "x", lambda a: a["x"].to(torch.float64), TypeError, "x must be of dtype"),
+    ("linear", "weight", lambda a: torch.randn(5, D + 1), ValueError, "weight must be of shape [*, 8]"),
+    ("linear", "weight", lambda a: torch.randn(5, D).half(), TypeError, "weight must be of dtype torch.float32"),
+    ("linear", "weight", lambda a: torch.randn(D, 5).T, ValueError, "weight must"),
+    ("linear", "gate_weight", lambda a: torch.randn(4, D), ValueError, "gate_weight must be of shape [5, 8]"),
 ]
 
 # messages raised by the CPU kernels' index checks (lfm25::status_message), not by the Python argument checks

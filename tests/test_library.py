@@ -28,6 +28,8 @@ def samples():
                          0.125)
     yield "rms_norm", (torch.randn(3, 40), torch.rand(40), 1e-5)
     yield "add_rms_norm", (torch.randn(3, 40), torch.rand(40), 1e-5, torch.randn(3, 40))
+    yield "linear", (torch.randn(3, 40), torch.randn(24, 40), None)
+    yield "linear", (torch.randn(2, 1, 40).bfloat16(), torch.randn(24, 40).bfloat16(), torch.randn(24, 40).bfloat16())
 
 
 @pytest.mark.parametrize("name,args", list(samples()), ids=[n for n, _ in samples()])

@@ -13,7 +13,8 @@ namespace lfm25::cpu {
 namespace {
 
 #define LFM25_TABLE(ISA) \
-  KernelTable { #ISA, short_conv_##ISA, short_conv_update_##ISA, qk_norm_rope_append_##ISA, gqa_decode_##ISA, rms_norm_##ISA }
+  KernelTable { #ISA, short_conv_##ISA, short_conv_update_##ISA, qk_norm_rope_append_##ISA, gqa_decode_##ISA, rms_norm_##ISA, \
+              linear_##ISA }
 
 struct Entry {
   KernelTable table;

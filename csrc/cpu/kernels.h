@@ -10,7 +10,8 @@ namespace lfm25::cpu {
   Status short_conv_update_##ISA(const ShortConvUpdateParams& p);               \
   Status qk_norm_rope_append_##ISA(const QkNormRopeAppendParams& p);            \
   Status gqa_decode_##ISA(const GqaDecodeParams& p);                            \
-  Status rms_norm_##ISA(const RmsNormParams& p);
+  Status rms_norm_##ISA(const RmsNormParams& p);                                \
+  Status linear_##ISA(const LinearParams& p);
 
 LFM25_DECLARE_CPU_KERNELS(portable)
 #if defined(LFM25_CPU_X86_SIMD)  // set by CMakeLists.txt on x86-64
@@ -31,6 +32,7 @@ struct KernelTable {
   Status (*qk_norm_rope_append)(const QkNormRopeAppendParams&);
   Status (*gqa_decode)(const GqaDecodeParams&);
   Status (*rms_norm)(const RmsNormParams&);
+  Status (*linear)(const LinearParams&);
 };
 
 // The table for `isa` ("portable", "avx2", "avx512", "neon", "neon_bf16"), or the best this CPU runs when isa is null or
@@ -47,5 +49,6 @@ Status run_short_conv_update(const KernelTable& table, const ShortConvUpdatePara
 Status run_qk_norm_rope_append(const KernelTable& table, const QkNormRopeAppendParams& p);
 Status run_gqa_decode(const KernelTable& table, const GqaDecodeParams& p);
 Status run_rms_norm(const KernelTable& table, const RmsNormParams& p);
+Status run_linear(const KernelTable& table, const LinearParams& p);
 
 }  // namespace lfm25::cpu

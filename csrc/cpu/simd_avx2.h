@@ -14,6 +14,7 @@ struct Avx2 {
   using F = __m256;
   using Mask = int;  // number of valid lanes from the start, 0..8
   static constexpr int kLanes = 8;
+  static constexpr int kRegisters = 16;  // vector registers (tiles of linear_simd.h)
 
   static Mask mask(int64_t n) { return n >= 8 ? 8 : n <= 0 ? 0 : int(n); }
   static constexpr Mask full() { return 8; }
@@ -92,6 +93,7 @@ struct Avx2 {
   static F loadf(const float* p) { return _mm256_loadu_ps(p); }
   static void storef(float* p, F v) { _mm256_storeu_ps(p, v); }
   static F set1(float f) { return _mm256_set1_ps(f); }
+  static void in_register(F& v) { asm("" : "+x"(v)); }   // v stays a register (no folded reloads)
   static F zero() { return _mm256_setzero_ps(); }
   static F add(F a, F b) { return _mm256_add_ps(a, b); }
   static F sub(F a, F b) { return _mm256_sub_ps(a, b); }

@@ -15,6 +15,7 @@ struct Avx512 {
   using F = __m512;
   using Mask = __mmask16;
   static constexpr int kLanes = 16;
+  static constexpr int kRegisters = 32;  // vector registers (tiles of linear_simd.h)
 
   static Mask mask(int64_t n) { return n >= 16 ? Mask(0xffff) : n <= 0 ? Mask(0) : Mask((1u << n) - 1); }
   static constexpr Mask full() { return Mask(0xffff); }
@@ -101,6 +102,7 @@ struct Avx512 {
   static F loadf(const float* p) { return _mm512_loadu_ps(p); }
   static void storef(float* p, F v) { _mm512_storeu_ps(p, v); }
   static F set1(float f) { return _mm512_set1_ps(f); }
+  static void in_register(F& v) { asm("" : "+v"(v)); }   // v stays a register (no folded reloads)
   static F zero() { return _mm512_setzero_ps(); }
   static F add(F a, F b) { return _mm512_add_ps(a, b); }
   static F sub(F a, F b) { return _mm512_sub_ps(a, b); }

@@ -15,6 +15,7 @@ struct Neon {
   using F = float32x4_t;
   using Mask = int;  // number of valid lanes from the start, 0..4
   static constexpr int kLanes = 4;
+  static constexpr int kRegisters = 32;  // vector registers (tiles of linear_simd.h)
 
   static Mask mask(int64_t n) { return n >= 4 ? 4 : n <= 0 ? 0 : int(n); }
   static constexpr Mask full() { return 4; }
@@ -76,6 +77,7 @@ struct Neon {
   static F loadf(const float* p) { return vld1q_f32(p); }
   static void storef(float* p, F v) { vst1q_f32(p, v); }
   static F set1(float f) { return vdupq_n_f32(f); }
+  static void in_register(F& v) { asm("" : "+w"(v)); }   // v stays a register (no folded reloads)
   static F zero() { return vdupq_n_f32(0.0f); }
   static F add(F a, F b) { return vaddq_f32(a, b); }
   static F sub(F a, F b) { return vsubq_f32(a, b); }

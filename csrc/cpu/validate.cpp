@@ -58,5 +58,6 @@ Status run_gqa_decode(const KernelTable& table, const GqaDecodeParams& p) {
 
 Status run_rms_norm(const KernelTable& table, const RmsNormParams& p) { return table.rms_norm(p); }
 
+Status run_linear(const KernelTable& table, const LinearParams& p) { return table.linear(p); }
 
 }  // namespace lfm25::cpu

@@ -165,11 +165,20 @@ PYBIND11_MODULE(_C, m) {
       ("dtype", &RmsNormParams::dtype)("weight_dtype", &RmsNormParams::weight_dtype)
       ("num_threads", &RmsNormParams::num_threads);
 
+  Fields<LinearParams>(m, "LinearParams")
+      ("x", &LinearParams::x)("weight", &LinearParams::weight)("gate_weight", &LinearParams::gate_weight)
+      ("y", &LinearParams::y)("x_row_stride", &LinearParams::x_row_stride)
+      ("weight_row_stride", &LinearParams::weight_row_stride)("gate_row_stride", &LinearParams::gate_row_stride)
+      ("y_row_stride", &LinearParams::y_row_stride)("rows", &LinearParams::rows)
+      ("in_features", &LinearParams::in_features)("out_features", &LinearParams::out_features)
+      ("dtype", &LinearParams::dtype)("num_threads", &LinearParams::num_threads);
+
   def_cpu<ShortConvParams>(m, "short_conv_cpu", cpu::run_short_conv);
   def_cpu<ShortConvUpdateParams>(m, "short_conv_update_cpu", cpu::run_short_conv_update);
   def_cpu<QkNormRopeAppendParams>(m, "qk_norm_rope_append_cpu", cpu::run_qk_norm_rope_append);
   def_cpu<GqaDecodeParams>(m, "gqa_decode_cpu", cpu::run_gqa_decode);
   def_cpu<RmsNormParams>(m, "rms_norm_cpu", cpu::run_rms_norm);
+  def_cpu<LinearParams>(m, "linear_cpu", cpu::run_linear);
 
   m.def("available_isas", [] {
     int n = 0;

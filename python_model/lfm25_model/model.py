@@ -13,6 +13,10 @@ from torch import Tensor, nn
 from .config import Lfm2Config
 
 
+# Up to this many rows (tokens in a step) the CPU projections run through lfm25_kernels.linear; see _linear.
+_OWN_LINEAR_MAX_ROWS = 64
+
+
 def _ops(backend: str):
     if backend == "kernels":
         import lfm25_kernels as ops
@@ -86,23 +90,33 @@ class Lfm2ForCausalLM(nn.Module):
         self.caches = Caches(self.config, max_batch, max_seq, self.dtype, self.device, paged, block_size)
 
     # ---- the network -------------------------------------------------------------------------------------
-    def _layers(self, h: Tensor, mixer: Callable[[int, Tensor], Tensor]) -> Tensor:
-        """Pre-norm residual stack with the residual add fused into the next norm; returns the final norm."""
+    def _layers(self, h: Tensor, mixer: Callable[[int, Tensor], Tensor], lin) -> Tensor:
+        """Pre-norm residual stack with the residual add fused into the next norm; returns the final norm.
+        lin(x, w, gate=None) is the projection: F.linear, or our decode GEMV (see _linear)."""
         cfg, w, ops, eps = self.config, self.w, self.ops, self.config.norm_eps
         n, res = ops.rms_norm(h, w["norm.0"], eps), h
         for i in range(cfg.num_hidden_layers):
             n, res = ops.rms_norm(mixer(i, n), w[f"ffn_norm.{i}"], eps, residual=res)
-            a, b = F.linear(n, w[f"w1.{i}"]), F.linear(n, w[f"w3.{i}"])
             nxt = w[f"norm.{i + 1}"] if i + 1 < cfg.num_hidden_layers else w["final_norm"]
-            n, res = ops.rms_norm(F.linear(F.silu(a) * b, w[f"w2.{i}"]), nxt, eps, residual=res)
+            n, res = ops.rms_norm(lin(lin(n, w[f"w3.{i}"], w[f"w1.{i}"]), w[f"w2.{i}"]), nxt, eps, residual=res)
         return n
 
-    def _qkv(self, i: int, n: Tensor):
+    def _linear(self, rows: int):
+        """The projection for a step of `rows` tokens. Our kernel on the CPU for a decode step (it streams each
+        weight once; torch's GEMM is faster for a prefill's hundreds of rows, and cuBLAS on the GPU)."""
+        if self.backend == "kernels" and self.device.type == "cpu" and rows <= _OWN_LINEAR_MAX_ROWS:
+            return lambda x, w, gate=None: self.ops.linear(x, w, gate_weight=gate)
+
+        def lin(x, w, gate=None):
+            return F.linear(x, w) if gate is None else F.silu(F.linear(x, gate)) * F.linear(x, w)
+        return lin
+
+    def _qkv(self, i: int, n: Tensor, lin):
         cfg = self.config
         Hq, Hkv, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
         N = n.shape[0]
-        return (F.linear(n, self.w[f"q.{i}"]).view(N, Hq, d), F.linear(n, self.w[f"k.{i}"]).view(N, Hkv, d),
-                F.linear(n, self.w[f"v.{i}"]).view(N, Hkv, d))
+        return (lin(n, self.w[f"q.{i}"]).view(N, Hq, d), lin(n, self.w[f"k.{i}"]).view(N, Hkv, d),
+                lin(n, self.w[f"v.{i}"]).view(N, Hkv, d))
 
     def _prefill(self, tokens: Tensor, lens: list[int], rows: Tensor, last_only: bool) -> Tensor:
         """Packed prefill of len(lens) new sequences (cache slots `rows`) from position 0. Returns the logits
@@ -114,14 +128,15 @@ class Lfm2ForCausalLM(nn.Module):
         positions = (torch.arange(tokens.numel(), device=dev) - cu[:-1].long()[seq_of]).to(torch.int32)
         slots = c.slots(rows[seq_of], positions)
         fresh = torch.zeros(len(lens), dtype=torch.bool, device=dev)
+        lin = self._linear(tokens.numel())
 
         def mixer(i: int, n: Tensor) -> Tensor:
             if not cfg.is_attention(i):
-                bcx = F.linear(n, w[f"in_proj.{i}"])
+                bcx = lin(n, w[f"in_proj.{i}"])
                 y = ops.short_conv(bcx, w[f"conv.{i}"], c.conv[i], cu_seqlens=cu, state_indices=rows,
                                    has_initial_state=fresh)
-                return F.linear(y, w[f"out_proj.{i}"])
-            q, k, v = self._qkv(i, n)
+                return lin(y, w[f"out_proj.{i}"])
+            q, k, v = self._qkv(i, n, lin)
             kc, vc = c.kv[i]
             q = ops.qk_norm_rope_append(q, k, v, w[f"q_norm.{i}"], w[f"k_norm.{i}"], positions, kc, vc, slots,
                                         eps=cfg.norm_eps, rope_theta=cfg.rope_theta)
@@ -134,32 +149,33 @@ class Lfm2ForCausalLM(nn.Module):
                 o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, enable_gqa=True)
                 out[start:start + T] = o[0].transpose(0, 1).reshape(T, -1)
                 start += T
-            return F.linear(out, w[f"o_proj.{i}"])
+            return lin(out, w[f"o_proj.{i}"])
 
         h = F.embedding(tokens, w["embed"])
-        n = self._layers(h, mixer)
+        n = self._layers(h, mixer, lin)
         if last_only:
             n = n[(cu[1:] - 1).long()]
-        return F.linear(n, w["lm_head"])
+        return self._linear(n.shape[0])(n, w["lm_head"])
 
     def _decode(self, tokens: Tensor, rows: Tensor, positions: Tensor, block_tables: Tensor) -> Tensor:
         """One token for each sequence in cache slots `rows` at `positions`. Returns logits [B, V]."""
         cfg, w, ops, c = self.config, self.w, self.ops, self.caches
         slots = c.slots(rows, positions)
         seq_lens = positions + 1
+        lin = self._linear(tokens.numel())
 
         def mixer(i: int, n: Tensor) -> Tensor:
             if not cfg.is_attention(i):
-                y = ops.short_conv_update(F.linear(n, w[f"in_proj.{i}"]), w[f"conv.{i}"], c.conv[i], state_indices=rows)
-                return F.linear(y, w[f"out_proj.{i}"])
-            q, k, v = self._qkv(i, n)
+                y = ops.short_conv_update(lin(n, w[f"in_proj.{i}"]), w[f"conv.{i}"], c.conv[i], state_indices=rows)
+                return lin(y, w[f"out_proj.{i}"])
+            q, k, v = self._qkv(i, n, lin)
             kc, vc = c.kv[i]
             q = ops.qk_norm_rope_append(q, k, v, w[f"q_norm.{i}"], w[f"k_norm.{i}"], positions, kc, vc, slots,
                                         eps=cfg.norm_eps, rope_theta=cfg.rope_theta)
             o = ops.gqa_decode(q, kc, vc, seq_lens, block_table=block_tables)
-            return F.linear(o.view(o.shape[0], -1), w[f"o_proj.{i}"])
+            return lin(o.view(o.shape[0], -1), w[f"o_proj.{i}"])
 
-        return F.linear(self._layers(F.embedding(tokens, w["embed"]), mixer), w["lm_head"])
+        return lin(self._layers(F.embedding(tokens, w["embed"]), mixer, lin), w["lm_head"])
 
     @torch.inference_mode()
     def forward(self, input_ids: Tensor) -> Tensor:

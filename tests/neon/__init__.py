@@ -19,7 +19,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 CXX = os.environ.get("LFM25_AARCH64_CXX", "aarch64-linux-gnu-g++")
 QEMU = os.environ.get("LFM25_QEMU_AARCH64", "qemu-aarch64")
-OPS = {"short_conv": 0, "short_conv_update": 1, "qk_norm_rope_append": 2, "gqa_decode": 3, "rms_norm": 4}
+OPS = {"short_conv": 0, "short_conv_update": 1, "qk_norm_rope_append": 2, "gqa_decode": 3, "rms_norm": 4, "linear": 5}
 OUTPUTS = {"y", "state", "q_out", "k_cache", "v_cache", "out", "residual_out"}   # fields the kernels write
 THREADS = 2                                                                        # exercise the thread pool
 

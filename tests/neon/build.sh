@@ -8,7 +8,7 @@ cxx="${LFM25_AARCH64_CXX:-aarch64-linux-gnu-g++}"
 srcs=("$root/tests/neon/runner.cpp" "$root/csrc/status.cpp")
 bf16=()
 for f in dispatch validate parallel; do srcs+=("$root/csrc/cpu/$f.cpp"); done
-for op in short_conv short_conv_update qk_norm_rope_append gqa_decode rms_norm; do
+for op in short_conv short_conv_update qk_norm_rope_append gqa_decode rms_norm linear; do
   srcs+=("$root/csrc/cpu/${op}_portable.cpp" "$root/csrc/cpu/${op}_neon.cpp")
   bf16+=("$root/csrc/cpu/${op}_neon_bf16.cpp")
 done

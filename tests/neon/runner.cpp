@@ -76,6 +76,7 @@ int main() {
       case 2: s = run<QkNormRopeAppendParams>(cpu::run_qk_norm_rope_append, *table, params); break;
       case 3: s = run<GqaDecodeParams>(cpu::run_gqa_decode, *table, params); break;
       case 4: s = run<RmsNormParams>(cpu::run_rms_norm, *table, params); break;
+      case 5: s = run<LinearParams>(cpu::run_linear, *table, params); break;
       case 255: s = Status::kOk; break;   // everything but the kernel: the baseline of bench/neon_insn.py
       default: std::fprintf(stderr, "runner: unknown op %u\n", op); std::exit(2);
     }

@@ -124,4 +124,20 @@ struct RmsNormParams {
   int32_t pad_;
 };
 
+
+// linear: y[m, n] = sum_k x[m, k] * weight[n, k] (torch.nn.functional.linear without bias), fp32 accumulation,
+// rounded once. With gate_weight: y = silu(g) * u for g = x . gate_weight, u = x . weight, each rounded to the
+// dtype, then silu(g) rounded and the product rounded: the LFM2 SwiGLU input (w1 = gate, w3 = up) exactly as
+// torch's eager ops round it. Built for the few rows of a decode step; weights are read once per call.
+struct LinearParams {
+  const void* x;             // [M, K]
+  const void* weight;        // [N, K]
+  const void* gate_weight;   // [N, K] or nullptr
+  void* y;                   // [M, N]
+  int64_t x_row_stride, weight_row_stride, gate_row_stride, y_row_stride;
+  int64_t rows, in_features, out_features;  // M, K, N
+  DType dtype;               // x, weights and y
+  int32_t num_threads;
+};
+
 }  // namespace lfm25
