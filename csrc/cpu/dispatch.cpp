@@ -28,6 +28,8 @@ bool has_avx512() {
   return has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 }
+bool has_avx512_bf16() { return has_avx512() && __builtin_cpu_supports("avx512bf16"); }
+bool has_amx() { return has_avx512_bf16() && amx_usable(); }
 #endif
 
 #if defined(LFM25_CPU_NEON)
@@ -46,6 +48,11 @@ bool has_bf16() {  // ARMv8.6 BF16 (BFCVT): Graviton3+, Apple M2+, Cortex-A510/A
 
 const Entry kEntries[] = {
 #if defined(LFM25_CPU_X86_SIMD)
+    // the avx512 kernels, except linear in bf16: AMX tiles, or VDPBF16PS
+    {KernelTable{"amx", short_conv_avx512, short_conv_update_avx512, qk_norm_rope_append_avx512,
+                 gqa_decode_avx512, rms_norm_avx512, linear_amx}, has_amx},
+    {KernelTable{"avx512_bf16", short_conv_avx512, short_conv_update_avx512, qk_norm_rope_append_avx512,
+                 gqa_decode_avx512, rms_norm_avx512, linear_avx512_bf16}, has_avx512_bf16},
     {LFM25_TABLE(avx512), has_avx512},
     {LFM25_TABLE(avx2), has_avx2},
 #endif

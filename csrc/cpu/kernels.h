@@ -17,6 +17,9 @@ LFM25_DECLARE_CPU_KERNELS(portable)
 #if defined(LFM25_CPU_X86_SIMD)  // set by CMakeLists.txt on x86-64
 LFM25_DECLARE_CPU_KERNELS(avx2)
 LFM25_DECLARE_CPU_KERNELS(avx512)
+Status linear_avx512_bf16(const LinearParams& p);   // the "avx512_bf16" table: avx512 plus VDPBF16PS in linear
+Status linear_amx(const LinearParams& p);           // the "amx" table: avx512 plus AMX tiles in bf16 linear
+bool amx_usable();                                  // the CPU has AMX-BF16 and the OS granted the tile state
 #endif
 #if defined(LFM25_CPU_NEON)  // set by CMakeLists.txt on aarch64
 LFM25_DECLARE_CPU_KERNELS(neon)

@@ -76,6 +76,19 @@ void pack_x(const LinearParams& p, int64_t m0, int mr, float* dst) {
     }
 }
 
+// The tile of every ISA: x packed in fp32, weights converted to fp32 as they are loaded, fma.
+template <class S, DType DT>
+struct FmaTile {
+  using X = float;
+  static constexpr int kRegisters = S::kRegisters;
+  static int64_t padded(int64_t K) { return (K + S::kLanes - 1) / S::kLanes * S::kLanes; }
+  static void pack(const LinearParams& p, int64_t m0, int mr, X* dst) { pack_x<S, DT>(p, m0, mr, dst); }
+  template <int MR, int NR>
+  static void run(const X* xt, const typename Storage<DT>::T* const* w, int64_t K, float* sums) {
+    linear_tile<S, DT, MR, NR>(xt, w, K, sums);
+  }
+};
+
 // Rows are taken in tiles of mr_max while they last, then of halves: the tile at row m0 has next_mr rows.
 inline int next_mr(int mr_max, int64_t rows_left) {
   int mr = mr_max;
@@ -83,15 +96,15 @@ inline int next_mr(int mr_max, int64_t rows_left) {
   return mr;
 }
 
-template <class S, DType DT, int NR>
+// The driver, for a Tile policy (FmaTile above; linear_avx512_bf16.cpp has another) with NR weight rows.
+template <class Tile, DType DT, int NR>
 Status linear_run(const LinearParams& p, int mr_max) {
   using T = typename Storage<DT>::T;
-  constexpr int L = S::kLanes;
-  const int64_t M = p.rows, K = p.in_features, N = p.out_features, Kp = (K + L - 1) / L * L;
-  Scratch<float> xf(M * Kp);   // the tile at row m0 starts at xf + m0 * Kp
+  const int64_t M = p.rows, K = p.in_features, N = p.out_features, Kp = Tile::padded(K);
+  Scratch<typename Tile::X> xf(M * Kp);   // the tile at row m0 starts at xf + m0 * Kp
   for (int64_t m0 = 0; m0 < M;) {
     const int mr = next_mr(mr_max, M - m0);
-    pack_x<S, DT>(p, m0, mr, xf.data() + m0 * Kp);
+    Tile::pack(p, m0, mr, xf.data() + m0 * Kp);
     m0 += mr;
   }
   const bool gated = p.gate_weight != nullptr;
@@ -111,7 +124,7 @@ Status linear_run(const LinearParams& p, int mr_max) {
       const int64_t c1 = std::min(b1, c0 + chunk);
       for (int64_t m0 = 0; m0 < M;) {
         const int mr = next_mr(mr_max, M - m0);
-        const float* xt = xf.data() + m0 * Kp;
+        const typename Tile::X* xt = xf.data() + m0 * Kp;
         for (int64_t b = c0; b < c1; ++b) {
           const int64_t n0 = b * H;
           for (int j = 0; j < H; ++j) {   // past N: repeat the last row, its sums are not stored
@@ -120,10 +133,10 @@ Status linear_run(const LinearParams& p, int mr_max) {
             if (gated) rows[H + j] = G + n * p.gate_row_stride;
           }
           switch (mr) {
-            case 8: if constexpr (8 * NR <= S::kRegisters / 2) linear_tile<S, DT, 8, NR>(xt, rows, K, sums); break;
-            case 4: if constexpr (4 * NR <= S::kRegisters / 2) linear_tile<S, DT, 4, NR>(xt, rows, K, sums); break;
-            case 2: linear_tile<S, DT, 2, NR>(xt, rows, K, sums); break;
-            default: linear_tile<S, DT, 1, NR>(xt, rows, K, sums); break;
+            case 8: if constexpr (8 * NR <= Tile::kRegisters / 2) Tile::template run<8, NR>(xt, rows, K, sums); break;
+            case 4: if constexpr (4 * NR <= Tile::kRegisters / 2) Tile::template run<4, NR>(xt, rows, K, sums); break;
+            case 2: Tile::template run<2, NR>(xt, rows, K, sums); break;
+            default: Tile::template run<1, NR>(xt, rows, K, sums); break;
           }
           const int h = int(std::min<int64_t>(H, N - n0));
           for (int i = 0; i < mr; ++i)
@@ -141,17 +154,20 @@ Status linear_run(const LinearParams& p, int mr_max) {
 }  // namespace
 
 // Tile shape from the register file: at most half the registers hold accumulators, the rest weights and x.
-template <class S>
-Status linear_dispatch(const LinearParams& p) {
-  constexpr int kAcc = S::kRegisters / 2;
+template <class Tile, DType DT>
+Status linear_with(const LinearParams& p) {
+  constexpr int kAcc = Tile::kRegisters / 2;
   const int64_t M = p.rows;
   int mr_max = 1;
   while (mr_max < 8 && 2 * mr_max <= M && 2 * mr_max * 2 <= kAcc) mr_max *= 2;
   const int nr = std::clamp(kAcc / mr_max, 2, 8);
-  return LFM25_DTYPE_SWITCH(p.dtype, DT, [&] {
-    return nr >= 8 ? linear_run<S, DT, 8>(p, mr_max) : nr >= 4 ? linear_run<S, DT, 4>(p, mr_max)
-                                                       : linear_run<S, DT, 2>(p, mr_max);
-  });
+  return nr >= 8 ? linear_run<Tile, DT, 8>(p, mr_max) : nr >= 4 ? linear_run<Tile, DT, 4>(p, mr_max)
+                                                       : linear_run<Tile, DT, 2>(p, mr_max);
+}
+
+template <class S>
+Status linear_dispatch(const LinearParams& p) {
+  return LFM25_DTYPE_SWITCH(p.dtype, DT, [&] { return linear_with<FmaTile<S, DT>, DT>(p); });
 }
 
 }  // namespace lfm25::cpu::simd

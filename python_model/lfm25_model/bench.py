@@ -49,12 +49,29 @@ def _build(impl: str, checkpoint: str, dtype, device):
     return HfModel.from_pretrained(checkpoint, dtype=dtype).to(device).eval()
 
 
-def _generate(impl, model, prompts, n):
+def _generate(impl, model, prompts, n, on_step=None):
+    """Greedy generation of n tokens per prompt; on_step() is called as each step's tokens come out."""
     if impl == "lfm25":
-        return model.generate(prompts, n)
+        cb = (lambda i, tok: on_step() if i == 0 else None) if on_step else None
+        return model.generate(prompts, n, callback=cb)
+    from transformers.generation.streamers import BaseStreamer
+
+    class Steps(BaseStreamer):     # put() receives the prompt once, then each step's tokens
+        def put(self, value):
+            on_step()
+
+        def end(self):
+            pass
+
     ids = torch.tensor(prompts, device=model.device)
     with torch.inference_mode():
-        return model.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0)
+        return model.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0,
+                              streamer=Steps() if on_step else None)
+
+
+def _median(v: list[float]) -> float:
+    v = sorted(v)
+    return v[len(v) // 2] if len(v) % 2 else 0.5 * (v[len(v) // 2 - 1] + v[len(v) // 2])
 
 
 def _peak_rss_mib() -> float:
@@ -95,14 +112,17 @@ def measure(impl: str, checkpoint: str, dtype, device: str, quick: bool) -> list
     p = [prompt(128)]
     t = timed(lambda: _generate(impl, model, p, 1), reps=3)
     rows.append(dict(metric="time to first token, 128-token prompt", value=1e3 * t, unit="ms"))
-    steps = 8 if quick else 32
+    steps = 16 if quick else 48
     for B in ((1, 8) if quick else (1, 8, 64)):
         ps = [prompt(16) for _ in range(B)]
-        # decode rate from the difference of two generate calls: the fastest of 3 each, so that one slow call
-        # (another process on the machine) cannot inflate or shrink the difference
-        t1 = timed(lambda: _generate(impl, model, ps, 1), reps=3)
-        tn = timed(lambda: _generate(impl, model, ps, steps + 1), reps=3)
-        rows.append(dict(metric=f"decode batch {B}", value=B * steps / (tn - t1), unit="tok/s"))
+        # the median time between two steps' tokens: a step slowed by another process on the machine moves it
+        # little (this machine is shared), and prefill and generate's set-up are not part of it
+        stamps: list[float] = []
+        _generate(impl, model, ps, 2)             # warm-up
+        _generate(impl, model, ps, steps + 1, on_step=lambda: stamps.append(time.perf_counter()))
+        sync()
+        gaps = [b - a for a, b in zip(stamps[-steps - 1:], stamps[-steps:])]
+        rows.append(dict(metric=f"decode batch {B}", value=B / _median(gaps), unit="tok/s"))
     rows.append(dict(metric="peak RSS", value=_peak_rss_mib(), unit="MiB"))
     return rows
 
