@@ -53,6 +53,13 @@ def _flash_attn_decode(kw):
     return lambda: flash_attn_with_kvcache(q, kw["k_cache"], kw["v_cache"], cache_seqlens=kw["seq_lens"])
 
 
+def _torch_linear(kw):
+    x, w, g = kw["x"], kw["weight"], kw["gate_weight"]
+    if g is None:
+        return lambda: F.linear(x, w)
+    return lambda: F.silu(F.linear(x, g)) * F.linear(x, w)    # transformers' Lfm2MLP, eager
+
+
 def backends(op: str, device: str, all_isas: bool = False) -> dict[str, Callable]:
     """name -> make(inputs) -> callable, for the backends available for `op` on `device`."""
     out: dict[str, Callable] = {"reference": lambda kw: (lambda: getattr(R, op)(**kw))}
@@ -67,6 +74,8 @@ def backends(op: str, device: str, all_isas: bool = False) -> dict[str, Callable
         out["torch sdpa"] = _sdpa_decode
         if device == "cuda" and importlib.util.find_spec("flash_attn"):
             out["flash-attn"] = _flash_attn_decode
+    if op == "linear":
+        out["torch F.linear"] = _torch_linear
     if op == "short_conv" and device == "cuda" and importlib.util.find_spec("causal_conv1d"):
         out["causal-conv1d + torch gates"] = _causal_conv1d
     return out

@@ -11,7 +11,7 @@ import torch
 LFM25_350M = dict(hidden=1024, conv_width=3, n_q_heads=16, n_kv_heads=8, head_dim=64, layers=16,
                   attention_layers=(2, 5, 8, 10, 12, 14), ffn=4608, vocab=65536, rope_theta=1e6, eps=1e-5)
 
-OPS = ("short_conv", "short_conv_update", "qk_norm_rope_append", "gqa_decode", "rms_norm")
+OPS = ("short_conv", "short_conv_update", "qk_norm_rope_append", "gqa_decode", "rms_norm", "linear")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
@@ -51,6 +51,13 @@ def _lfm2_cases(dtype: str) -> list[Case]:
     for M in (1, 64, 4096):
         out.append(Case("rms_norm", f"{M} rows + residual", dtype, dict(M=M, D=D, residual=True),
                         "quick" if M == 4096 else "lfm2"))
+    F, V = LFM25_350M["ffn"], LFM25_350M["vocab"]
+    for M in (1, 8):                                 # the projections of a decode step of M sequences
+        out.append(Case("linear", f"w1+w3 SwiGLU, {M} rows", dtype, dict(M=M, K=D, N=F, gated=True),
+                        "quick" if M == 1 else "lfm2"))
+        out.append(Case("linear", f"w2, {M} rows", dtype, dict(M=M, K=F, N=D)))
+        out.append(Case("linear", f"in_proj, {M} rows", dtype, dict(M=M, K=D, N=3 * D)))
+        out.append(Case("linear", f"lm_head, {M} rows", dtype, dict(M=M, K=D, N=V)))
     return out
 
 
@@ -107,6 +114,10 @@ def make_inputs(case: Case, device="cpu", seed: int = 0) -> dict:
     if case.op == "rms_norm":
         return dict(x=rnd(s["M"], s["D"]), weight=rnd(s["D"]), eps=1e-5,
                     residual=rnd(s["M"], s["D"]) if s.get("residual") else None)
+    if case.op == "linear":
+        M, K, N = s["M"], s["K"], s["N"]
+        return dict(x=rnd(M, K), weight=rnd(N, K, scale=K ** -0.5),
+                    gate_weight=rnd(N, K, scale=K ** -0.5) if s.get("gated") else None)
     raise ValueError(f"unknown op {case.op}")
 
 
@@ -128,4 +139,6 @@ def bytes_moved(case: Case) -> int:
     if case.op == "rms_norm":
         rows = s["M"] * s["D"]
         return e * (rows * (4 if s.get("residual") else 2) + s["D"])
+    if case.op == "linear":
+        return e * (s["N"] * s["K"] * (2 if s.get("gated") else 1) + s["M"] * (s["K"] + s["N"]))
     raise ValueError(case.op)

@@ -24,11 +24,13 @@
 #include "linear_common.h"
 #include "numeric.h"
 #include "parallel.h"
+#include "simd_avx512.h"
 
 namespace lfm25::cpu {
 namespace {
 
 constexpr int kTileRows = 16, kTileK = 32;   // a bf16 tile: 16 rows of 64 bytes
+constexpr int kAhead = 8;                    // weight chunks prefetched ahead (prefetches never fault)
 
 struct alignas(64) TileConfig {
   uint8_t palette = 1, start_row = 0, reserved[14] = {};
@@ -49,12 +51,17 @@ void configure_tiles() {
 // x rows [m0, m0 + 16) as 32 x 16 tiles, one per chunk of 32 columns: row r of a tile holds, for each of the
 // 16 rows of x, the bf16 pair (x[m][2r], x[m][2r + 1]) of the chunk; zero past M and past K.
 void pack_x(const LinearParams& p, int64_t m0, uint16_t* dst) {
-  const int64_t K = p.in_features, chunks = (K + kTileK - 1) / kTileK;
-  std::memset(dst, 0, size_t(chunks) * kTileRows * 32 * sizeof(uint16_t));
-  for (int64_t m = m0; m < std::min<int64_t>(p.rows, m0 + 16); ++m) {
-    const uint16_t* x = static_cast<const uint16_t*>(p.x) + m * p.x_row_stride;
-    for (int64_t k = 0; k < K; ++k)
-      dst[(k / kTileK) * kTileRows * 32 + ((k % kTileK) / 2) * 32 + (m - m0) * 2 + (k % 2)] = x[k];
+  const int64_t K = p.in_features, chunks = (K + kTileK - 1) / kTileK, pairs = K / 2;
+  const int mr = int(std::min<int64_t>(16, p.rows - m0));
+  if (mr < 16 || K % kTileK) std::memset(dst, 0, size_t(chunks) * kTileRows * 32 * sizeof(uint16_t));
+  for (int i = 0; i < mr; ++i) {
+    const uint16_t* x = static_cast<const uint16_t*>(p.x) + (m0 + i) * p.x_row_stride;
+    uint16_t* d = dst + 2 * i;    // pair kk of row i: tile kk / 16, tile row kk % 16, column i
+    for (int64_t kk = 0; kk < pairs; ++kk, d += 32) {
+      d[0] = x[2 * kk];
+      d[1] = x[2 * kk + 1];
+    }
+    if (K % 2) d[0] = x[K - 1];   // the last pair's second half stays zero
   }
 }
 
@@ -114,6 +121,8 @@ Status run(const LinearParams& p) {
       src = pad;                                                                                         \
       stride = kTileK;                                                                                   \
     }                                                                                                    \
+    for (int r = 0; r < kTileRows; ++r)   /* 64 rows advance 64 bytes per chunk: too many streams for the */   \
+      _mm_prefetch(reinterpret_cast<const char*>(src + r * stride + kAhead * kTileK), _MM_HINT_T0);  /* hw */ \
     _tile_loadd(reg, src, stride * int64_t(sizeof(uint16_t)));                                           \
     _tile_dpbf16ps(t, reg, 6);                                                                           \
   }
@@ -129,13 +138,22 @@ Status run(const LinearParams& p) {
         _tile_stored(3, sums[3], 64);
         const int64_t mr = std::min<int64_t>(16, M - mt * 16);
         const int h = int(std::min<int64_t>(outs, N - n0));
-        for (int64_t i = 0; i < mr; ++i)
-          for (int j = 0; j < h; ++j) {
-            // output n0 + j: tile j / 16 (gate: tile 2 + j / 16), row j % 16; column i is row i of x
-            const float up = sums[j / 16][(j % 16) * 16 + i];
-            const float gate = gated ? sums[2 + j / 16][(j % 16) * 16 + i] : 0.0f;
-            Y[(mt * 16 + i) * p.y_row_stride + n0 + j] = linear_output<DType::kBF16>(up, gate, gated);
-          }
+        // output n0 + j: tile j / 16 (gate: tile 2 + j / 16), row j % 16; column i is row i of x
+        if (!gated) {   // a tile's column i is 16 consecutive outputs of row i: gathered, rounded, stored
+          const __m512i column = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,
+                                                                     2, 1, 0), _mm512_set1_epi32(16));
+          for (int64_t i = 0; i < mr; ++i)
+            for (int t = 0; t * 16 < h; ++t) {
+              const __m512 v = _mm512_i32gather_ps(column, sums[t] + i, 4);
+              Avx512::store<DType::kBF16>(Y + (mt * 16 + i) * p.y_row_stride + n0 + t * 16, v, Avx512::mask(h - t * 16));
+            }
+        } else {
+          for (int64_t i = 0; i < mr; ++i)
+            for (int j = 0; j < h; ++j) {
+              const float up = sums[j / 16][(j % 16) * 16 + i], gate = sums[2 + j / 16][(j % 16) * 16 + i];
+              Y[(mt * 16 + i) * p.y_row_stride + n0 + j] = linear_output<DType::kBF16>(up, gate, true);
+            }
+        }
       }
     }
     _tile_release();

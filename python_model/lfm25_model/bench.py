@@ -86,7 +86,7 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(impl: str, checkpoint: str, dtype, device: str, quick: bool) -> list[dict]:
+def measure(impl: str, checkpoint: str, dtype, device: str, quick: bool, prefill_tokens: int | None = None) -> list[dict]:
     """Peak RSS covers the whole process: loading the checkpoint and every run."""
     model = _build(impl, checkpoint, dtype, device)
     g = torch.Generator().manual_seed(0)
@@ -105,7 +105,7 @@ def measure(impl: str, checkpoint: str, dtype, device: str, quick: bool) -> list
         return best
 
     rows = []
-    T = 256 if quick else 1024
+    T = prefill_tokens or (256 if quick else 1024)
     p = [prompt(T)]
     t = timed(lambda: _generate(impl, model, p, 1), reps=2 if quick else 3)
     rows.append(dict(metric=f"prefill {T} tokens", value=T / t, unit="tok/s"))
@@ -158,11 +158,12 @@ def main(argv=None):
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--prefill-tokens", type=int, default=None, help="prompt length of the prefill timing")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
-    print(json.dumps(measure(args.impl, args.checkpoint, dtype, args.device, args.quick)))
+    print(json.dumps(measure(args.impl, args.checkpoint, dtype, args.device, args.quick, args.prefill_tokens)))
 
 
 if __name__ == "__main__":
