@@ -101,10 +101,14 @@ template <class Tile, DType DT, int NR>
 Status linear_run(const LinearParams& p, int mr_max) {
   using T = typename Storage<DT>::T;
   const int64_t M = p.rows, K = p.in_features, N = p.out_features, Kp = Tile::padded(K);
-  Scratch<typename Tile::X> xf(M * Kp);   // the tile at row m0 starts at xf + m0 * Kp
+  // the tile at row m0 starts at xs + m0 * Kp; 64-byte aligned, so no vector load of x straddles two lines
+  using X = typename Tile::X;
+  constexpr int64_t kAlign = 64 / sizeof(X);
+  Scratch<X> xf(M * Kp + kAlign);
+  X* xs = xf.data() + (kAlign - int64_t(reinterpret_cast<uintptr_t>(xf.data()) % 64) / int64_t(sizeof(X))) % kAlign;
   for (int64_t m0 = 0; m0 < M;) {
     const int mr = next_mr(mr_max, M - m0);
-    Tile::pack(p, m0, mr, xf.data() + m0 * Kp);
+    Tile::pack(p, m0, mr, xs + m0 * Kp);
     m0 += mr;
   }
   const bool gated = p.gate_weight != nullptr;
@@ -124,7 +128,7 @@ Status linear_run(const LinearParams& p, int mr_max) {
       const int64_t c1 = std::min(b1, c0 + chunk);
       for (int64_t m0 = 0; m0 < M;) {
         const int mr = next_mr(mr_max, M - m0);
-        const typename Tile::X* xt = xf.data() + m0 * Kp;
+        const X* xt = xs + m0 * Kp;
         for (int64_t b = c0; b < c1; ++b) {
           const int64_t n0 = b * H;
           for (int j = 0; j < H; ++j) {   // past N: repeat the last row, its sums are not stored
