@@ -77,3 +77,16 @@ def test_linear_thread_count_does_not_change_the_result():
     finally:
         torch.set_num_threads(before)
     assert_equal(one, two, "1 vs 2 threads")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_linear_gate_saturates_like_torch(backend):
+    """Gates far past where exp over- or underflows: silu(-200) = -200 / inf = -0 and silu(200) = 200, as
+    torch's eager silu gives them (sums exact here, so the outputs must match bit for bit)."""
+    x = torch.ones(3, 64, dtype=torch.bfloat16)
+    w = torch.full((16, 64), 1 / 64, dtype=torch.bfloat16)
+    g = (torch.linspace(-200, 200, 16)[:, None] * torch.ones(16, 64) / 64).bfloat16()
+    xd, wd, gd = to(backend, x, w, g)
+    with backend.context():
+        got = L.linear(xd, wd, gate_weight=gd)
+    assert_equal(got.cpu(), R.linear(x, w, gate_weight=g), "saturated gates")

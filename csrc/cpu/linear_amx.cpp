@@ -21,7 +21,6 @@
 #include <cstring>
 
 #include "kernels.h"
-#include "linear_common.h"
 #include "numeric.h"
 #include "parallel.h"
 #include "simd_avx512.h"
@@ -63,6 +62,29 @@ void pack_x(const LinearParams& p, int64_t m0, uint16_t* dst) {
     }
     if (K % 2) d[0] = x[K - 1];   // the last pair's second half stays zero
   }
+}
+
+// exp(x) within 2 ulp: n = round(x / ln 2), r = x - n ln 2 in two fma steps (Cody-Waite), exp(r) by its
+// degree-6 Taylor polynomial (|r| <= ln2/2: error < 2^-23), times 2^n. x is clamped to [-104, 89], where
+// exp is already 0 and inf in fp32, as torch's silu sees them (silu(-90) = -90 / inf = -0).
+__m512 exp_ps(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(89.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);     // ln 2, high 16 bits
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.4286068203094172e-06f), r);      // ln 2 - high part
+  __m512 p = _mm512_set1_ps(1.0f / 720);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+__m512 gather(__m512i index, const float* base) {   // (the plain form warns of an uninitialised source)
+  return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), __mmask16(0xffff), index, base, 4);
 }
 
 struct Block {
@@ -139,19 +161,24 @@ Status run(const LinearParams& p) {
         const int64_t mr = std::min<int64_t>(16, M - mt * 16);
         const int h = int(std::min<int64_t>(outs, N - n0));
         // output n0 + j: tile j / 16 (gate: tile 2 + j / 16), row j % 16; column i is row i of x
-        if (!gated) {   // a tile's column i is 16 consecutive outputs of row i: gathered, rounded, stored
-          const __m512i column = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,
-                                                                     2, 1, 0), _mm512_set1_epi32(16));
+        // a tile's column i is 16 consecutive outputs of row i: gathered, rounded, stored
+        const __m512i column = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,
+                                                                   2, 1, 0), _mm512_set1_epi32(16));
+        if (!gated) {
           for (int64_t i = 0; i < mr; ++i)
             for (int t = 0; t * 16 < h; ++t) {
-              const __m512 v = _mm512_i32gather_ps(column, sums[t] + i, 4);
+              const __m512 v = gather(column, sums[t] + i);
               Avx512::store<DType::kBF16>(Y + (mt * 16 + i) * p.y_row_stride + n0 + t * 16, v, Avx512::mask(h - t * 16));
             }
-        } else {
+        } else {        // the same, with linear_output's rounding steps in vector form
+          const __m512 one = _mm512_set1_ps(1.0f);
           for (int64_t i = 0; i < mr; ++i)
-            for (int j = 0; j < h; ++j) {
-              const float up = sums[j / 16][(j % 16) * 16 + i], gate = sums[2 + j / 16][(j % 16) * 16 + i];
-              Y[(mt * 16 + i) * p.y_row_stride + n0 + j] = linear_output<DType::kBF16>(up, gate, true);
+            for (int t = 0; t * 16 < h; ++t) {
+              const __m512 u = Avx512::round<DType::kBF16>(gather(column, sums[t] + i));
+              const __m512 g = Avx512::round<DType::kBF16>(gather(column, sums[2 + t] + i));
+              const __m512 s = Avx512::round<DType::kBF16>(_mm512_div_ps(g, _mm512_add_ps(one, exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g)))));
+              Avx512::store<DType::kBF16>(Y + (mt * 16 + i) * p.y_row_stride + n0 + t * 16, _mm512_mul_ps(s, u),
+                                          Avx512::mask(h - t * 16));
             }
         }
       }
