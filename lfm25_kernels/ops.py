@@ -24,7 +24,8 @@ _launcher: contextvars.ContextVar[Callable | None] = contextvars.ContextVar("lfm
 
 @contextlib.contextmanager
 def cpu_isa(name: str):
-    """Run the CPU ops in this block with one kernel table: "portable", "avx2", "avx512" or "neon"."""
+    """Run the CPU ops in this block with one kernel table: "portable", "avx2", "avx512", "avx512_bf16", "amx",
+    "neon" or "neon_bf16" (lfm25_kernels.available_isas() lists those this CPU runs)."""
     if name not in _C.available_isas():
         raise ValueError(f"cpu_isa: name must be one of {_C.available_isas()}, got {name!r}")
     token = _isa.set(name)

@@ -38,9 +38,9 @@ struct KernelTable {
   Status (*linear)(const LinearParams&);
 };
 
-// The table for `isa` ("portable", "avx2", "avx512", "neon", "neon_bf16"), or the best this CPU runs when isa is null or
-// empty. Null when the name is unknown or this CPU cannot run it. The LFM25_CPU_ISA environment variable,
-// when set, replaces the default choice.
+// The table for `isa` ("portable", "avx2", "avx512", "avx512_bf16", "amx", "neon", "neon_bf16"), or the best
+// this CPU runs when isa is null or empty. Null when the name is unknown or this CPU cannot run it. The
+// LFM25_CPU_ISA environment variable, when set, replaces the default choice.
 const KernelTable* kernel_table(const char* isa);
 
 // Names of the tables this CPU can run, best first.

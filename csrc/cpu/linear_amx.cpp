@@ -164,23 +164,22 @@ Status run(const LinearParams& p) {
         // a tile's column i is 16 consecutive outputs of row i: gathered, rounded, stored
         const __m512i column = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,
                                                                    2, 1, 0), _mm512_set1_epi32(16));
-        if (!gated) {
-          for (int64_t i = 0; i < mr; ++i)
-            for (int t = 0; t * 16 < h; ++t) {
-              const __m512 v = gather(column, sums[t] + i);
-              Avx512::store<DType::kBF16>(Y + (mt * 16 + i) * p.y_row_stride + n0 + t * 16, v, Avx512::mask(h - t * 16));
+        const __m512 one = _mm512_set1_ps(1.0f);
+        for (int64_t i = 0; i < mr; ++i)
+          for (int t = 0; t * 16 < h; ++t) {
+            uint16_t* y = Y + (mt * 16 + i) * p.y_row_stride + n0 + t * 16;
+            const __m512 up = gather(column, sums[t] + i);
+            if (!gated) {
+              Avx512::store<DType::kBF16>(y, up, Avx512::mask(h - t * 16));
+              continue;
             }
-        } else {        // the same, with linear_output's rounding steps in vector form
-          const __m512 one = _mm512_set1_ps(1.0f);
-          for (int64_t i = 0; i < mr; ++i)
-            for (int t = 0; t * 16 < h; ++t) {
-              const __m512 u = Avx512::round<DType::kBF16>(gather(column, sums[t] + i));
-              const __m512 g = Avx512::round<DType::kBF16>(gather(column, sums[2 + t] + i));
-              const __m512 s = Avx512::round<DType::kBF16>(_mm512_div_ps(g, _mm512_add_ps(one, exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g)))));
-              Avx512::store<DType::kBF16>(Y + (mt * 16 + i) * p.y_row_stride + n0 + t * 16, _mm512_mul_ps(s, u),
-                                          Avx512::mask(h - t * 16));
-            }
-        }
+            // linear_output's rounding steps in vector form
+            const __m512 u = Avx512::round<DType::kBF16>(up);
+            const __m512 g = Avx512::round<DType::kBF16>(gather(column, sums[2 + t] + i));
+            const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g));
+            const __m512 s = Avx512::round<DType::kBF16>(_mm512_div_ps(g, _mm512_add_ps(one, e)));
+            Avx512::store<DType::kBF16>(y, _mm512_mul_ps(s, u), Avx512::mask(h - t * 16));
+          }
       }
     }
     _tile_release();

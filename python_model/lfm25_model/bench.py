@@ -86,7 +86,8 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(impl: str, checkpoint: str, dtype, device: str, quick: bool, prefill_tokens: int | None = None) -> list[dict]:
+def measure(impl: str, checkpoint: str, dtype, device: str, quick: bool,
+            prefill_tokens: int | None = None) -> list[dict]:
     """Peak RSS covers the whole process: loading the checkpoint and every run."""
     model = _build(impl, checkpoint, dtype, device)
     g = torch.Generator().manual_seed(0)
