@@ -1,9 +1,9 @@
 // linear for a SIMD ISA S: y = x . W^T for the few rows of a decode step, weights streamed once per call.
 //
-// x is converted once to fp32 in `xf` ([M, Kp], zero-padded), each chunk of 2 * kLanes columns in the lane
-// order of S::load2, so a weight chunk is one load2 (for bf16: one 64-byte load and two bit operations on
-// AVX-512) and needs no shuffle. A tile is MR rows of x times NR rows of W with MR * NR fp32 accumulators
-// in registers, reduced horizontally once at the end of K. With a gate, a tile's NR rows are NR/2 rows of W
+// x is converted once to fp32 and packed per row tile (pack_x: zero-padded, columns in the lane order of
+// S::load2, the tile's rows interleaved per vector), so a weight chunk is one load2 (for bf16: one 64-byte
+// load and two bit operations on AVX-512) and x is read sequentially. A tile is MR rows of x times NR rows
+// of W with MR * NR fp32 accumulators in registers, reduced horizontally once at the end of K. With a gate, a tile's NR rows are NR/2 rows of W
 // and the same NR/2 rows of the gate weight, so both sums of an output come from one tile.
 //
 // Blocking: each thread takes a contiguous range of output blocks; for M > MR the range is cut into chunks of

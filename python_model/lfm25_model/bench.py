@@ -3,12 +3,15 @@ weights, saved once as a Hugging Face checkpoint and loaded by each in its own p
 
   compare(device)          both, as rows for python -m bench
   python -m lfm25_model.bench --impl lfm25 --checkpoint DIR       one implementation, JSON on stdout
+  python -m lfm25_model.bench --compare --rounds 3 --dtypes bf16,fp32 --quick --prefill-tokens 1024
+                           both, alternated for several rounds; medians and per-round ratios as a table
 """
 from __future__ import annotations
 
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,11 +72,6 @@ def _generate(impl, model, prompts, n, on_step=None):
                               streamer=Steps() if on_step else None)
 
 
-def _median(v: list[float]) -> float:
-    v = sorted(v)
-    return v[len(v) // 2] if len(v) % 2 else 0.5 * (v[len(v) // 2 - 1] + v[len(v) // 2])
-
-
 def _peak_rss_mib() -> float:
     # NOTE: VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child starts with its parent's peak
     try:
@@ -123,24 +121,48 @@ def measure(impl: str, checkpoint: str, dtype, device: str, quick: bool,
         _generate(impl, model, ps, steps + 1, on_step=lambda: stamps.append(time.perf_counter()))
         sync()
         gaps = [b - a for a, b in zip(stamps[-steps - 1:], stamps[-steps:])]
-        rows.append(dict(metric=f"decode batch {B}", value=B / _median(gaps), unit="tok/s"))
+        rows.append(dict(metric=f"decode batch {B}", value=B / statistics.median(gaps), unit="tok/s"))
     rows.append(dict(metric="peak RSS", value=_peak_rss_mib(), unit="MiB"))
     return rows
 
 
-def compare(device: str = "cpu", quick: bool = False, dtype: str = "bf16") -> list[dict]:
+def compare(device: str = "cpu", quick: bool = False, dtype: str = "bf16", rounds: int = 1,
+            prefill_tokens: int | None = None) -> list[dict]:
+    """Both implementations, alternated `rounds` times (the machine's speed drifts: a ratio is taken within a
+    round); each row carries its round."""
     out = []
     with tempfile.TemporaryDirectory() as ckpt:
         write_checkpoint(ckpt, torch.bfloat16 if dtype == "bf16" else torch.float32)
-        for impl in ("lfm25", "transformers"):
-            out += _run_one(impl, ckpt, device, quick, dtype)
+        for r in range(rounds):
+            for impl in ("lfm25", "transformers"):
+                out += [dict(row, round=r) for row in _run_one(impl, ckpt, device, quick, dtype, prefill_tokens)]
     return out
 
 
-def _run_one(impl, ckpt, device, quick, dtype) -> list[dict]:
+def ratio_table(rows: list[dict]) -> str:
+    """Markdown: per dtype and metric, the medians of both sides, each round's ratio and the median ratio."""
+    by = {}
+    for r in rows:
+        by.setdefault((r["dtype"], r["metric"], r["unit"]), {}).setdefault(r["impl"], {})[r["round"]] = r["value"]
+    lines = ["| dtype | metric | lfm25_model | transformers | per-round ratios | median ratio |",
+             "|---|---|---:|---:|---|---:|"]
+    for (dt, metric, unit), d in by.items():
+        ours, theirs = d.get("lfm25_model (kernels)", {}), d.get("transformers eager", {})
+        ratios = [ours[k] / theirs[k] for k in sorted(ours) if k in theirs]
+        if not ratios:
+            continue
+        lines.append(f"| {dt} | {metric} ({unit}) | {statistics.median(ours.values()):.1f} | "
+                     f"{statistics.median(theirs.values()):.1f} | {', '.join(f'{x:.2f}' for x in ratios)} | "
+                     f"{statistics.median(ratios):.2f}x |")
+    return "\n".join(lines)
+
+
+def _run_one(impl, ckpt, device, quick, dtype, prefill_tokens=None) -> list[dict]:
     out = []
     cmd = [sys.executable, "-m", "lfm25_model.bench", "--impl", impl, "--checkpoint", ckpt, "--dtype", dtype,
            "--device", device, "--threads", str(torch.get_num_threads())] + (["--quick"] if quick else [])
+    if prefill_tokens:
+        cmd += ["--prefill-tokens", str(prefill_tokens)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         print(f"end-to-end {impl} failed:\n{res.stderr[-2000:]}")
@@ -153,8 +175,11 @@ def _run_one(impl, ckpt, device, quick, dtype) -> list[dict]:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m lfm25_model.bench")
-    ap.add_argument("--impl", choices=("lfm25", "transformers"), required=True)
-    ap.add_argument("--checkpoint", required=True, help="directory written by write_checkpoint")
+    ap.add_argument("--impl", choices=("lfm25", "transformers"), help="run one side on --checkpoint")
+    ap.add_argument("--checkpoint", help="directory written by write_checkpoint")
+    ap.add_argument("--compare", action="store_true", help="both sides, alternated, on a fresh checkpoint")
+    ap.add_argument("--rounds", type=int, default=3, help="with --compare")
+    ap.add_argument("--dtypes", default="bf16,fp32", help="with --compare")
     ap.add_argument("--dtype", default="bf16", choices=("bf16", "fp32"))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
@@ -163,6 +188,14 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.compare:
+        rows = []
+        for dt in args.dtypes.split(","):
+            rows += compare(args.device, args.quick, dt, args.rounds, args.prefill_tokens)
+        print(ratio_table(rows))
+        return
+    if not (args.impl and args.checkpoint):
+        ap.error("give --impl and --checkpoint, or --compare")
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     print(json.dumps(measure(args.impl, args.checkpoint, dtype, args.device, args.quick, args.prefill_tokens)))
 
