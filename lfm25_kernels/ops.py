@@ -190,9 +190,17 @@ def short_conv_update(bcx: Tensor, weight: Tensor, conv_state: Tensor, *,
     return y
 
 
+# True while computing a cached constant (RoPE frequencies): torch ops that a CpuGraph capture may run once.
+_constant: contextvars.ContextVar[bool] = contextvars.ContextVar("lfm25_constant", default=False)
+
+
 @functools.lru_cache(maxsize=32)
 def _inv_freq(head_dim: int, rope_theta: float, device: torch.device) -> Tensor:
-    return rope_inv_freq(head_dim, rope_theta, device).contiguous()
+    token = _constant.set(True)
+    try:
+        return rope_inv_freq(head_dim, rope_theta, device).contiguous()
+    finally:
+        _constant.reset(token)
 
 
 _HEAD_DIMS = (32, 64, 96, 128)

@@ -54,6 +54,18 @@ def test_linear_rows_are_independent_of_batching(backend, dtype):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("gated", [False, True])
+def test_linear_long_rows(backend, gated):
+    """K past 2560 (LFM2's w2 has 4608): AMX reads such rows in blocks of 32 instead of 64 outputs, with K
+    split over 2 phases; N and K off the tile sizes."""
+    x, w, gw = operands(5, 2600 + 13, 37, torch.bfloat16, gated, False, 11)
+    xd, wd, gd = to(backend, x, w, gw)
+    with backend.context():
+        y = L.linear(xd, wd, gate_weight=gd)
+    assert_close(y.cpu(), R.linear(x, w, gate_weight=gw), "y")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_linear_keeps_leading_dims_and_handles_empty(backend):
     x, w = torch.randn(2, 3, 40), torch.randn(24, 40)
     xd, wd = to(backend, x, w)

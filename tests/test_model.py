@@ -74,6 +74,32 @@ def test_generation_stops_finished_sequences_and_streams(tmp_path):
     assert sorted(streamed) == sorted((i, t) for i, g in enumerate(got) for t in g)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_replayed_decode_steps_equal_eager_steps(tmp_path, monkeypatch, dtype):
+    """On the CPU, decode steps run as CpuGraph replays (one capture per batch size); they must give the logits
+    and tokens of the eager step bit for bit, also when finished sequences leave the batch."""
+    _, path = make_checkpoint(tmp_path, "h128-g2-k3", seed=5)
+    ours = Lfm2ForCausalLM.from_pretrained(path, dtype=dtype)
+    ours.setup_caches(4, 64, paged=True, block_size=8)
+    prompts = [[5, 17, 42, 9], [8, 21, 3], [150, 4, 4, 60, 2]]
+    free = ours.generate(prompts, 16)
+    assert sorted(ours._steps) == [3]
+    eos = free[1][4]                                       # sequence 1 stops early: batches of 3, then 2, ...
+    replayed = ours.generate(prompts, 16, eos_token_id=eos)
+    assert {2, 3} <= set(ours._steps)                     # a capture per batch size
+    rows, positions = torch.arange(3, dtype=torch.int32), torch.tensor([4, 3, 5], dtype=torch.int32)
+    tokens, tables = torch.tensor([7, 8, 9]), ours.caches.block_table[:3]
+    with torch.inference_mode():
+        ours.generate(prompts, 1)                            # the prompts' state back in the caches
+        logits_replayed = ours._decode(tokens, rows, positions, tables).clone()
+        monkeypatch.setattr(ours, "_replayable", lambda B: False)
+        ours.generate(prompts, 1)
+        logits_eager = ours._decode(tokens, rows, positions, tables)
+    assert torch.equal(logits_replayed, logits_eager)
+    assert ours.generate(prompts, 16) == free
+    assert ours.generate(prompts, 16, eos_token_id=eos) == replayed
+
+
 def test_sampling_is_seeded(tmp_path):
     _, path = make_checkpoint(tmp_path, "h96-g1-k3")
     ours = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.float32)

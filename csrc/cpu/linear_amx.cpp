@@ -7,9 +7,10 @@
 // memory speed for any batch up to 16 rows. Products of bf16 are exact in fp32 and sums are fp32; like the
 // AVX512_BF16 instructions, bf16 subnormal inputs count as zero.
 //
-// A thread takes blocks of 64 outputs (4 accumulator tiles; with a gate, 32 outputs: 2 tiles of W and 2 of
-// the gate) and walks K in chunks of 32: one x tile, then the 4 weight tiles. Weight rows past N and
-// columns past K are read from a zero-padded copy, never past the end of the tensor.
+// A thread takes blocks of R row tiles of 16 weight rows (R = 4, or 2 for long rows, see row_tiles; with a
+// gate, R/2 tiles of W and the same rows of the gate) and walks K in chunks of 32 with the 4 accumulator
+// tiles split as R row tiles x 4/R phases of K (see run_blocks). Weight rows past N and columns past K are
+// read from a zero-padded copy, never past the end of the tensor.
 #include <cpuid.h>
 #include <immintrin.h>
 #if defined(__linux__)
@@ -19,6 +20,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 
 #include "kernels.h"
 #include "numeric.h"
@@ -37,10 +40,10 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-// tmm0..3: fp32 sums (16 outputs x 16 rows of x); tmm4, tmm5: weight tiles; tmm6: the x tile
+// tmm0..3: fp32 sums (16 outputs x 16 rows of x); tmm4, tmm5: weight tiles; tmm6, tmm7: x tiles
 void configure_tiles() {
   TileConfig c;
-  for (int t = 0; t < 7; ++t) {
+  for (int t = 0; t < 8; ++t) {
     c.rows[t] = kTileRows;
     c.colsb[t] = 64;
   }
@@ -87,102 +90,152 @@ __m512 gather(__m512i index, const float* base) {   // (the plain form warns of 
   return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), __mmask16(0xffff), index, base, 4);
 }
 
-struct Block {
-  const uint16_t* w[4];      // first weight row of each accumulator tile
-  int64_t stride[4];         // in elements
-};
+template <int I>
+using Int = std::integral_constant<int, I>;
+
+// The tile instructions with compile-time tile numbers (GCC's _tile_* macros paste their argument's text into
+// the instruction, so they take literals only).
+template <int T>
+inline void tile_load(const void* base, int64_t stride_bytes) {
+  asm volatile("tileloadd (%0,%1,1), %%tmm%c2" ::"r"(base), "r"(stride_bytes), "i"(T) : "memory");
+}
+template <int Acc, int A, int B>
+inline void tile_dpbf16ps() {
+  asm volatile("tdpbf16ps %%tmm%c2, %%tmm%c1, %%tmm%c0" ::"i"(Acc), "i"(A), "i"(B));
+}
+
+template <class F, int... I>
+inline void unroll(std::integer_sequence<int, I...>, F&& f) {
+  (f(Int<I>{}), ...);
+}
+
+// A weight tile at chunk c of the 16 rows from `first` (row pointer w, stride in elements): the tensor itself,
+// or the zero-padded copy in pad where it would read past row N or column K.
+inline const uint16_t* weight_tile(const LinearParams& p, const uint16_t* w, int64_t first, int64_t c,
+                                   int64_t& stride, uint16_t* pad) {
+  const int64_t K = p.in_features, N = p.out_features;
+  const uint16_t* src = w + c * kTileK;
+  if ((c + 1) * kTileK <= K && first + kTileRows <= N) return src;
+  std::memset(pad, 0, kTileRows * kTileK * sizeof(uint16_t));
+  const size_t cols = size_t(std::min<int64_t>(kTileK, K - c * kTileK));
+  for (int64_t r = 0; r < std::min<int64_t>(kTileRows, N - first); ++r)
+    std::memcpy(pad + r * kTileK, src + r * stride, cols * sizeof(uint16_t));
+  stride = kTileK;
+  return pad;
+}
+
+// Blocks [b0, b1) of R row tiles (16 weight rows each; with a gate, R/2 tiles of W then the same rows of the
+// gate) for every row tile of x. The 4 accumulator tiles are R row tiles x P = 4/R phases of K: accumulator
+// r * P + j sums the chunks c = j (mod P), so a weight row is read P chunks (P * 64 bytes) at a time and a
+// block streams 16 R rows at once; the phases are added at the end in a fixed order.
+template <int R>
+void run_blocks(const LinearParams& p, const uint16_t* xs, int64_t b0, int64_t b1) {
+  constexpr int P = 4 / R;
+  const int64_t M = p.rows, K = p.in_features, N = p.out_features;
+  const int64_t chunks = (K + kTileK - 1) / kTileK, m_tiles = (M + 15) / 16;
+  const int64_t x_tile = kTileRows * 32;   // elements of one packed x tile
+  const bool gated = p.gate_weight != nullptr;
+  const int outs = gated ? R / 2 * kTileRows : R * kTileRows;
+  const auto* W = static_cast<const uint16_t*>(p.weight);
+  const auto* G = static_cast<const uint16_t*>(p.gate_weight);
+  auto* Y = static_cast<uint16_t*>(p.y);
+  alignas(64) uint16_t pad[kTileRows * kTileK];
+  alignas(64) float sums[4][kTileRows * 16];
+  configure_tiles();
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t n0 = b * outs;
+    const uint16_t* w[R];     // first weight row of each row tile
+    int64_t stride[R], first[R];
+    for (int r = 0; r < R; ++r) {
+      const bool gate = gated && r >= R / 2;
+      first[r] = n0 + (gated ? r % (R / 2) : r) * kTileRows;
+      stride[r] = gate ? p.gate_row_stride : p.weight_row_stride;
+      w[r] = (gate ? G : W) + first[r] * stride[r];
+    }
+    for (int64_t mt = 0; mt < m_tiles; ++mt) {
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+      const uint16_t* xt = xs + mt * chunks * x_tile;
+      for (int64_t c0 = 0; c0 < chunks; c0 += P) {
+        // NOTE: a tile instruction takes its tile numbers as immediates, hence the compile-time unrolling
+        unroll(std::make_integer_sequence<int, P>{}, [&](auto j) {
+          const int64_t c = c0 + j;
+          if (c >= chunks) return;
+          constexpr int J = decltype(j)::value;
+          tile_load<6 + J % 2>(xt + c * x_tile, 64);
+          unroll(std::make_integer_sequence<int, R>{}, [&](auto ri) {
+            constexpr int r = decltype(ri)::value;
+            if (first[r] >= N) return;
+            int64_t s = stride[r];
+            const uint16_t* src = weight_tile(p, w[r], first[r], c, s, pad);
+            for (int i = 0; i < kTileRows; ++i)   // R * 16 streams: more than the hardware prefetcher tracks
+              _mm_prefetch(reinterpret_cast<const char*>(src + i * s + kAhead * kTileK), _MM_HINT_T0);
+            constexpr int kW = 4 + (J * R + r) % 2;   // alternate, so a load overlaps the previous product
+            tile_load<kW>(src, s * int64_t(sizeof(uint16_t)));
+            tile_dpbf16ps<r * P + J, kW, 6 + J % 2>();
+          });
+        });
+      }
+      _tile_stored(0, sums[0], 64);
+      _tile_stored(1, sums[1], 64);
+      _tile_stored(2, sums[2], 64);
+      _tile_stored(3, sums[3], 64);
+      if (P > 1)   // the phases of row tile r (accumulators r * P ...), added in order into sums[r]
+        for (int r = 0; r < R; ++r)
+          for (int e = 0; e < kTileRows * 16; e += 16) {
+            __m512 sum = _mm512_load_ps(sums[r * P] + e);
+            for (int j = 1; j < P; ++j) sum = _mm512_add_ps(sum, _mm512_load_ps(sums[r * P + j] + e));
+            _mm512_store_ps(sums[r] + e, sum);
+          }
+      const int64_t mr = std::min<int64_t>(16, M - mt * 16);
+      const int h = int(std::min<int64_t>(outs, N - n0));
+      // output n0 + j: row tile j / 16 (its gate: R/2 + j / 16), tile row j % 16; column i is row i of x, so
+      // a tile's column i is 16 consecutive outputs of row i: gathered, rounded, stored
+      const __m512i column = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,
+                                                                 2, 1, 0), _mm512_set1_epi32(16));
+      const __m512 one = _mm512_set1_ps(1.0f);
+      for (int64_t i = 0; i < mr; ++i)
+        for (int t = 0; t * 16 < h; ++t) {
+          uint16_t* y = Y + (mt * 16 + i) * p.y_row_stride + n0 + t * 16;
+          const __m512 up = gather(column, sums[t] + i);
+          if (!gated) {
+            Avx512::store<DType::kBF16>(y, up, Avx512::mask(h - t * 16));
+            continue;
+          }
+          // linear_output's rounding steps in vector form
+          const __m512 u = Avx512::round<DType::kBF16>(up);
+          const __m512 g = Avx512::round<DType::kBF16>(gather(column, sums[R / 2 + t] + i));
+          const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g));
+          const __m512 s = Avx512::round<DType::kBF16>(_mm512_div_ps(g, _mm512_add_ps(one, e)));
+          Avx512::store<DType::kBF16>(y, _mm512_mul_ps(s, u), Avx512::mask(h - t * 16));
+        }
+    }
+  }
+  _tile_release();
+}
+
+// Row tiles per block: 4 (64 rows read side by side) while a block spans at most 320 KiB of weights, else 2.
+// Measured on the LFM2.5-350M shapes, 8 rows, weights from DRAM (Xeon 4th gen, 2 threads, alternated calls):
+// 4 tiles lead for K = 1024 (in_proj, w1/w3, lm_head), and for w2 (K = 4608, 9 KiB rows) 2 tiles stream
+// 1.5-2x faster than 4 (1 tile in between).
+int row_tiles(int64_t K) { return 4 * kTileRows * K * 2 <= (320 << 10) ? 4 : 2; }
 
 Status run(const LinearParams& p) {
-  using T = uint16_t;
   const int64_t M = p.rows, K = p.in_features, N = p.out_features;
-  const int64_t chunks = (K + kTileK - 1) / kTileK, full_chunks = K / kTileK;
-  const int64_t m_tiles = (M + 15) / 16;
-  const int64_t x_tile = kTileRows * 32;   // elements of one packed x tile
+  const int64_t chunks = (K + kTileK - 1) / kTileK, m_tiles = (M + 15) / 16;
+  const int64_t x_tile = kTileRows * 32;
   Scratch<uint16_t> xs(m_tiles * chunks * x_tile);
   for (int64_t t = 0; t < m_tiles; ++t) pack_x(p, t * 16, xs.data() + t * chunks * x_tile);
-
   const bool gated = p.gate_weight != nullptr;
-  const int outs = gated ? 32 : 64;                 // outputs per block
+  const int R = row_tiles(K);
+  const int outs = gated ? R / 2 * kTileRows : R * kTileRows;   // outputs per block
   const int64_t n_blocks = (N + outs - 1) / outs;
-  const T* W = static_cast<const T*>(p.weight);
-  const T* G = static_cast<const T*>(p.gate_weight);
-  T* Y = static_cast<T*>(p.y);
-  const int64_t grain = std::max<int64_t>(1, (64 << 10) / (int64_t(outs) * (gated ? 2 : 1) * K * 2));
+  const int64_t grain = std::max<int64_t>(1, (64 << 10) / (int64_t(R) * kTileRows * K * 2));
   parallel_for(n_blocks, p.num_threads, grain, [&](int64_t b0, int64_t b1) {
-    configure_tiles();
-    // a weight tile that would read past the tensor (rows past N, columns past K) is copied here first
-    alignas(64) uint16_t pad[kTileRows * kTileK];
-    alignas(64) float sums[4][kTileRows * 16];
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t n0 = b * outs;
-      Block blk;
-      for (int t = 0; t < 4; ++t) {
-        const bool gate = gated && t >= 2;
-        blk.w[t] = gate ? G : W;
-        blk.stride[t] = gate ? p.gate_row_stride : p.weight_row_stride;
-        blk.w[t] += (n0 + (gated ? t % 2 : t) * kTileRows) * blk.stride[t];
-      }
-      for (int64_t mt = 0; mt < m_tiles; ++mt) {
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
-        const uint16_t* xt = xs.data() + mt * chunks * x_tile;
-        for (int64_t c = 0; c < chunks; ++c) {
-          _tile_loadd(6, xt + c * x_tile, 64);
-          // NOTE: the tile number of a tile instruction is an immediate, hence the unrolled calls
-#define LFM25_AMX_STEP(t, reg)                                                                           \
-  if (const int64_t first = n0 + (gated ? (t) % 2 : (t)) * kTileRows; first < N) {                       \
-    const uint16_t* src = blk.w[t] + c * kTileK;                                                         \
-    int64_t stride = blk.stride[t];                                                                      \
-    if (c >= full_chunks || first + kTileRows > N) {                                                     \
-      std::memset(pad, 0, sizeof pad);                                                                   \
-      const size_t cols = size_t(std::min<int64_t>(kTileK, K - c * kTileK));                             \
-      for (int64_t r = 0; r < std::min<int64_t>(kTileRows, N - first); ++r)                             \
-        std::memcpy(pad + r * kTileK, src + r * stride, cols * sizeof(uint16_t));                        \
-      src = pad;                                                                                         \
-      stride = kTileK;                                                                                   \
-    }                                                                                                    \
-    for (int r = 0; r < kTileRows; ++r)   /* 64 rows advance 64 bytes per chunk: too many streams for the */   \
-      _mm_prefetch(reinterpret_cast<const char*>(src + r * stride + kAhead * kTileK), _MM_HINT_T0);  /* hw */ \
-    _tile_loadd(reg, src, stride * int64_t(sizeof(uint16_t)));                                           \
-    _tile_dpbf16ps(t, reg, 6);                                                                           \
-  }
-          LFM25_AMX_STEP(0, 4)
-          LFM25_AMX_STEP(1, 5)
-          LFM25_AMX_STEP(2, 4)
-          LFM25_AMX_STEP(3, 5)
-#undef LFM25_AMX_STEP
-        }
-        _tile_stored(0, sums[0], 64);
-        _tile_stored(1, sums[1], 64);
-        _tile_stored(2, sums[2], 64);
-        _tile_stored(3, sums[3], 64);
-        const int64_t mr = std::min<int64_t>(16, M - mt * 16);
-        const int h = int(std::min<int64_t>(outs, N - n0));
-        // output n0 + j: tile j / 16 (gate: tile 2 + j / 16), row j % 16; column i is row i of x
-        // a tile's column i is 16 consecutive outputs of row i: gathered, rounded, stored
-        const __m512i column = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,
-                                                                   2, 1, 0), _mm512_set1_epi32(16));
-        const __m512 one = _mm512_set1_ps(1.0f);
-        for (int64_t i = 0; i < mr; ++i)
-          for (int t = 0; t * 16 < h; ++t) {
-            uint16_t* y = Y + (mt * 16 + i) * p.y_row_stride + n0 + t * 16;
-            const __m512 up = gather(column, sums[t] + i);
-            if (!gated) {
-              Avx512::store<DType::kBF16>(y, up, Avx512::mask(h - t * 16));
-              continue;
-            }
-            // linear_output's rounding steps in vector form
-            const __m512 u = Avx512::round<DType::kBF16>(up);
-            const __m512 g = Avx512::round<DType::kBF16>(gather(column, sums[2 + t] + i));
-            const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g));
-            const __m512 s = Avx512::round<DType::kBF16>(_mm512_div_ps(g, _mm512_add_ps(one, e)));
-            Avx512::store<DType::kBF16>(y, _mm512_mul_ps(s, u), Avx512::mask(h - t * 16));
-          }
-      }
-    }
-    _tile_release();
+    if (R == 2) run_blocks<2>(p, xs.data(), b0, b1);
+    else run_blocks<4>(p, xs.data(), b0, b1);
   });
   return Status::kOk;
 }

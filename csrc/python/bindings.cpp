@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <functional>
 #include <map>
 #include <string>
 #include <type_traits>
@@ -89,6 +90,39 @@ void def_cpu(py::module_& m, const char* name, Status (*run)(const cpu::KernelTa
         check(s);
       },
       py::arg("params"), py::arg("isa") = "");
+}
+
+// CPU launches recorded once and run back to back in one call (lfm25_kernels.CpuGraph): each entry holds a
+// copy of its params struct and the kernel table it was recorded with.
+class CpuGraph {
+ public:
+  template <class P>
+  void add(const P& p, const std::string& isa, Status (*run)(const cpu::KernelTable&, const P&)) {
+    const cpu::KernelTable* t = &table(isa);
+    launches_.push_back([p, t, run] { return run(*t, p); });
+  }
+
+  void replay() const {
+    Status s = Status::kOk;
+    {
+      py::gil_scoped_release nogil;
+      for (const auto& launch : launches_)
+        if ((s = launch()) != Status::kOk) break;
+    }
+    check(s);
+  }
+
+  size_t size() const { return launches_.size(); }
+
+ private:
+  std::vector<std::function<Status()>> launches_;
+};
+
+template <class P>
+void def_graph_add(py::class_<CpuGraph>& cls, Status (*run)(const cpu::KernelTable&, const P&)) {
+  cls.def(
+      "add", [run](CpuGraph& g, const P& p, const std::string& isa) { g.add(p, isa, run); }, py::arg("params"),
+      py::arg("isa") = "");
 }
 
 #ifdef LFM25_WITH_CUDA
@@ -179,6 +213,17 @@ PYBIND11_MODULE(_C, m) {
   def_cpu<GqaDecodeParams>(m, "gqa_decode_cpu", cpu::run_gqa_decode);
   def_cpu<RmsNormParams>(m, "rms_norm_cpu", cpu::run_rms_norm);
   def_cpu<LinearParams>(m, "linear_cpu", cpu::run_linear);
+
+  py::class_<CpuGraph> graph(m, "CpuGraph");
+  graph.def(py::init<>())
+      .def("replay", &CpuGraph::replay, "Run the recorded launches in order (GIL released); stops at the first error.")
+      .def("__len__", &CpuGraph::size);
+  def_graph_add<ShortConvParams>(graph, cpu::run_short_conv);
+  def_graph_add<ShortConvUpdateParams>(graph, cpu::run_short_conv_update);
+  def_graph_add<QkNormRopeAppendParams>(graph, cpu::run_qk_norm_rope_append);
+  def_graph_add<GqaDecodeParams>(graph, cpu::run_gqa_decode);
+  def_graph_add<RmsNormParams>(graph, cpu::run_rms_norm);
+  def_graph_add<LinearParams>(graph, cpu::run_linear);
 
   m.def("available_isas", [] {
     int n = 0;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from types import SimpleNamespace
 from typing import Callable
 
 import torch
@@ -59,6 +60,7 @@ class Lfm2ForCausalLM(nn.Module):
         self.config, self.backend, self.ops = cfg, backend, _ops(backend)
         self.w = weights               # fused and converted tensors, see _fuse
         self.caches: Caches | None = None
+        self._steps: dict[int, SimpleNamespace] = {}
 
     # ---- loading -----------------------------------------------------------------------------------------
     @classmethod
@@ -91,6 +93,7 @@ class Lfm2ForCausalLM(nn.Module):
     def setup_caches(self, max_batch: int, max_seq: int, *, paged: bool = False, block_size: int = 64):
         """Allocate the conv states and KV caches once for up to max_batch sequences of max_seq tokens."""
         self.caches = Caches(self.config, max_batch, max_seq, self.dtype, self.device, paged, block_size)
+        self._steps = {}   # captured decode steps by batch size; they point into these caches
 
     # ---- the network -------------------------------------------------------------------------------------
     def _layers(self, h: Tensor, mixer: Callable[[int, Tensor], Tensor], lin) -> Tensor:
@@ -162,11 +165,55 @@ class Lfm2ForCausalLM(nn.Module):
         return self._linear(n.shape[0])(n, w["lm_head"])
 
     def _decode(self, tokens: Tensor, rows: Tensor, positions: Tensor, block_tables: Tensor) -> Tensor:
-        """One token for each sequence in cache slots `rows` at `positions`. Returns logits [B, V]."""
+        """One token for each sequence in cache slots `rows` at `positions`. Returns logits [B, V].
+
+        On the CPU kernels the step's launches are captured once per batch size in a CpuGraph and replayed:
+        the inputs are copied into the graph's static tensors and the returned logits are its output buffer,
+        rewritten by the next step of that batch size."""
+        B = tokens.numel()
+        if not self._replayable(B):
+            return self._decode_layers(F.embedding(tokens, self.w["embed"]), rows, positions,
+                                       self.caches.slots(rows, positions), positions + 1, block_tables)
+        step = self._steps.get(B)
+        if step is None:
+            step = self._steps[B] = self._capture_step(B, block_tables.shape[1])
+        torch.index_select(self.w["embed"], 0, tokens, out=step.h)
+        step.rows.copy_(rows)
+        step.positions.copy_(positions)
+        step.slots.copy_(self.caches.slots(rows, positions))
+        torch.add(positions, 1, out=step.seq_lens)
+        step.block_tables.copy_(block_tables)
+        step.graph.replay()
+        return step.logits
+
+    def _replayable(self, B: int) -> bool:
+        """The decode step is only lfm25_kernels launches: CPU kernels, our linear at this batch, no launcher."""
+        import lfm25_kernels.ops as kernel_ops
+
+        limit = _OWN_LINEAR_MAX_ROWS.get(self.dtype, _OWN_LINEAR_MAX_ROWS_OTHER)
+        return (self.backend == "kernels" and self.device.type == "cpu" and B <= limit
+                and kernel_ops._launcher.get() is None)
+
+    def _capture_step(self, B: int, max_blocks: int) -> SimpleNamespace:
+        """Static inputs of a decode step of B sequences and the CpuGraph of its layers."""
+        import lfm25_kernels as kernels
+
+        i32 = dict(dtype=torch.int32, device=self.device)
+        step = SimpleNamespace(rows=torch.zeros(B, **i32), positions=torch.zeros(B, **i32),
+                               slots=torch.zeros(B, **i32), seq_lens=torch.zeros(B, **i32),
+                               block_tables=torch.zeros(B, max_blocks, **i32),
+                               h=torch.empty(B, self.config.hidden_size, dtype=self.dtype, device=self.device),
+                               graph=kernels.CpuGraph())
+        with step.graph.capture():
+            step.logits = self._decode_layers(step.h, step.rows, step.positions, step.slots, step.seq_lens,
+                                              step.block_tables)
+        return step
+
+    def _decode_layers(self, h: Tensor, rows: Tensor, positions: Tensor, slots: Tensor, seq_lens: Tensor,
+                       block_tables: Tensor) -> Tensor:
+        """The layers of a decode step from the embedded tokens h [B, D] to the logits [B, V]."""
         cfg, w, ops, c = self.config, self.w, self.ops, self.caches
-        slots = c.slots(rows, positions)
-        seq_lens = positions + 1
-        lin = self._linear(tokens.numel())
+        lin = self._linear(h.shape[0])
 
         def mixer(i: int, n: Tensor) -> Tensor:
             if not cfg.is_attention(i):
@@ -179,7 +226,7 @@ class Lfm2ForCausalLM(nn.Module):
             o = ops.gqa_decode(q, kc, vc, seq_lens, block_table=block_tables)
             return lin(o.view(o.shape[0], -1), w[f"o_proj.{i}"])
 
-        return lin(self._layers(F.embedding(tokens, w["embed"]), mixer, lin), w["lm_head"])
+        return lin(self._layers(h, mixer, lin), w["lm_head"])
 
     @torch.inference_mode()
     def forward(self, input_ids: Tensor) -> Tensor:

@@ -1,0 +1,84 @@
+"""CpuGraph: the CPU launches of a block of op calls, recorded once and replayed in one call.
+
+The CPU analogue of a CUDA graph, for a decode step whose Python (argument checks, output allocation, about
+50 us per op call) would otherwise cost as much as a few of its kernels:
+
+    graph = CpuGraph()
+    with graph.capture():
+        logits = step(static_inputs)      # lfm25_kernels ops only: recorded, not run
+    for ...:
+        static_inputs.copy_(...)          # new values, same tensors
+        graph.replay()                    # every recorded kernel, in order, one call into C++; fills logits
+
+Inside capture() each op checks its arguments and allocates its output as usual, but the kernel is recorded
+(its params struct, pointers included, and the kernel table and thread count in effect) instead of run. The
+graph keeps every tensor a recorded launch points into alive, so the outputs of the capture stay valid and
+are rewritten by each replay. Index values (state indices, positions, slots, sequence lengths, block tables)
+are checked again at every replay, as in an eager call.
+
+What is not replayed: anything but lfm25_kernels ops. A torch operation that computes inside the capture
+would run once, at capture time, so capture() raises on one (allocations and views are fine). Only CPU
+tensors; on CUDA use torch.cuda.CUDAGraph.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import Tensor
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from . import _C, ops
+
+_aten = torch.ops.aten
+# What may happen to tensors inside a capture besides kernel launches: allocations and views (func.is_view).
+_ALLOCATIONS = {_aten.empty.memory_format, _aten.empty_like.default, _aten.empty_strided.default,
+                _aten._unsafe_view.default}
+
+
+class _OnlyKernels(TorchDispatchMode):
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not (func.is_view or func in _ALLOCATIONS or ops._constant.get()):
+            raise RuntimeError(f"CpuGraph.capture: torch op {func} inside a capture would run once now and not "
+                               "at replay; compute it into a static tensor before replay(), outside the capture")
+        return func(*args, **(kwargs or {}))
+
+
+class CpuGraph:
+    """CPU kernel launches recorded by capture() and run by replay(); see the module docstring."""
+
+    def __init__(self):
+        self._graph = _C.CpuGraph()
+        self._tensors: list[Tensor] = []   # every tensor a recorded launch points into, kept alive
+        self._captured = False
+
+    def __len__(self) -> int:
+        return len(self._graph)
+
+    @contextlib.contextmanager
+    def capture(self):
+        if self._captured:
+            raise RuntimeError("CpuGraph.capture: this graph is already captured; make a new CpuGraph")
+        if ops._launcher.get() is not None:
+            raise RuntimeError("CpuGraph.capture: not inside another capture or lfm25_kernels.ops.launcher()")
+        isa, threads = ops._isa.get(), torch.get_num_threads()
+
+        def record(op: str, params, tensors: dict[str, Tensor]) -> None:
+            for name, t in tensors.items():
+                if t.device.type != "cpu":
+                    raise ValueError(f"CpuGraph.capture: {op}: {name} is on {t.device}; a CpuGraph records CPU "
+                                     "launches only (use torch.cuda.CUDAGraph on CUDA)")
+            params.num_threads = threads
+            self._graph.add(params, isa)
+            self._tensors.extend(tensors.values())
+
+        self._captured = True
+        with ops.launcher(record), _OnlyKernels():
+            yield self
+
+    def replay(self) -> None:
+        """Run the recorded launches in order; a bad index value raises ValueError as the eager op would."""
+        if not self._captured:
+            raise RuntimeError("CpuGraph.replay: nothing captured yet")
+        self._graph.replay()
+

@@ -1,0 +1,123 @@
+"""CpuGraph: a captured chain of every op, replayed with new inputs, equals the eager calls bit for bit on each
+CPU kernel table; index values are checked at every replay; what cannot be replayed is refused at capture."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import lfm25_kernels as L
+from lfm25_kernels import ops
+
+from conftest import assert_equal
+
+D, HQ, HKV, HD, S, LMAX = 96, 4, 2, 32, 5, 16
+
+
+def decode_step(x, s):
+    """One decode step of a conv layer then an attention layer, every op once (state and caches in s)."""
+    n, res = L.rms_norm(x, s["norm"], 1e-5, residual=s["residual"])
+    bcx = L.linear(n, s["in_proj"])
+    y = L.short_conv_update(bcx, s["conv_w"], s["conv_state"], state_indices=s["rows"])
+    q, k, v = L.linear(y, s["qkv"]).split([HQ * HD, HKV * HD, HKV * HD], dim=-1)
+    B = x.shape[0]
+    q = L.qk_norm_rope_append(q.view(B, HQ, HD), k.view(B, HKV, HD), v.view(B, HKV, HD), s["qn"], s["kn"],
+                              s["positions"], s["k_cache"], s["v_cache"], s["slots"])
+    o = L.gqa_decode(q, s["k_cache"], s["v_cache"], s["seq_lens"], block_table=s["block_table"])
+    return L.linear(o.view(B, -1), s["w3"], gate_weight=s["w1"])
+
+
+def make_state(B, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *shape, scale=1.0: (torch.randn(*shape, generator=g) * scale).to(dtype)
+    rows = torch.randperm(S, generator=g)[:B].to(torch.int32)
+    return dict(norm=r(D), residual=r(B, D), in_proj=r(3 * D, D, scale=0.1), conv_w=r(D, 3),
+                conv_state=r(S, 2, D), rows=rows, qkv=r((HQ + 2 * HKV) * HD, D, scale=0.1), qn=r(HD), kn=r(HD),
+                positions=torch.zeros(B, dtype=torch.int32), k_cache=r(S, LMAX, HKV, HD),
+                v_cache=r(S, LMAX, HKV, HD), slots=torch.zeros(B, dtype=torch.int32),
+                seq_lens=torch.zeros(B, dtype=torch.int32), block_table=rows[:, None].clone(),
+                w1=r(40, HQ * HD, scale=0.1), w3=r(40, HQ * HD, scale=0.1))
+
+
+def clone(s):
+    return {k: v.clone() for k, v in s.items()}
+
+
+@pytest.mark.parametrize("isa", L.available_isas())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("B", [1, 3])
+def test_replay_equals_eager_calls(isa, dtype, B):
+    static = make_state(B, dtype, seed=B)
+    eager = clone(static)
+    x = torch.empty(B, D, dtype=dtype)
+    graph = L.CpuGraph()
+    with ops.cpu_isa(isa), torch.inference_mode():
+        with graph.capture():
+            out = decode_step(x, static)
+        assert len(graph) == 7
+        g = torch.Generator().manual_seed(0)
+        for step in range(6):   # new tokens at new positions; the states and caches advance in place
+            x_new = torch.randn(B, D, generator=g).to(dtype)
+            for s in (static, eager):
+                s["positions"].fill_(step)
+                s["slots"].copy_(s["rows"] * LMAX + step)
+                s["seq_lens"].fill_(step + 1)
+            x.copy_(x_new)
+            graph.replay()
+            want = decode_step(x_new, eager)
+            assert_equal(out, want, f"step {step}")
+            for name in ("conv_state", "k_cache", "v_cache"):
+                assert_equal(static[name], eager[name], f"{name}, step {step}")
+
+
+def test_replay_uses_the_kernel_table_and_threads_of_the_capture():
+    x, w = torch.randn(5, 300).bfloat16(), torch.randn(70, 300).bfloat16()
+    graph = L.CpuGraph()
+    with ops.cpu_isa("portable"), torch.inference_mode(), graph.capture():
+        y = L.linear(x, w)
+    graph.replay()   # outside the context: still the portable table
+    with ops.cpu_isa("portable"):
+        assert_equal(y, L.linear(x, w), "portable")
+
+
+def test_bad_index_values_raise_at_replay():
+    s = make_state(2, torch.float32, seed=0)
+    x = torch.randn(2, D)
+    graph = L.CpuGraph()
+    with torch.inference_mode():
+        with graph.capture():
+            decode_step(x, s)
+        s["seq_lens"].fill_(1)
+        graph.replay()
+        s["rows"][1] = S   # one past the last conv state slot
+        with pytest.raises(ValueError, match="state"):
+            graph.replay()
+        s["rows"][1] = 0
+        s["seq_lens"][0] = LMAX + 1
+        with pytest.raises(ValueError):
+            graph.replay()
+
+
+def test_capture_refuses_what_it_cannot_replay():
+    x, w = torch.randn(2, 8), torch.randn(4, 8)
+    graph = L.CpuGraph()
+    with pytest.raises(RuntimeError, match="nothing captured"):
+        graph.replay()
+    with pytest.raises(RuntimeError, match="aten.add"):
+        with graph.capture():
+            L.linear(x, w) + 1
+    with pytest.raises(RuntimeError, match="already captured"):
+        with graph.capture():
+            pass
+    with pytest.raises(RuntimeError, match="not inside another capture"):
+        with L.CpuGraph().capture(), L.CpuGraph().capture():
+            pass
+    with pytest.raises(RuntimeError, match="not inside another capture"):
+        with ops.launcher(lambda *a: None), L.CpuGraph().capture():
+            pass
+    args = (torch.randn(1, 2, 96), torch.randn(1, 1, 96), torch.randn(1, 1, 96), torch.ones(96), torch.ones(96),
+            torch.zeros(1, dtype=torch.int32), torch.zeros(1, 4, 1, 96), torch.zeros(1, 4, 1, 96),
+            torch.zeros(1, dtype=torch.int32))
+    graph = L.CpuGraph()
+    with graph.capture():   # the first qk_norm_rope_append of a head size computes its RoPE table: allowed
+        L.qk_norm_rope_append(*args, rope_theta=1234.5)
+    assert len(graph) == 1
