@@ -83,10 +83,10 @@ def test_replayed_decode_steps_equal_eager_steps(tmp_path, monkeypatch, dtype):
     ours.setup_caches(4, 64, paged=True, block_size=8)
     prompts = [[5, 17, 42, 9], [8, 21, 3], [150, 4, 4, 60, 2]]
     free = ours.generate(prompts, 16)
-    assert sorted(ours._steps) == [3]
+    assert sorted(B for B, _, _ in ours._steps) == [3]
     eos = free[1][4]                                       # sequence 1 stops early: batches of 3, then 2, ...
     replayed = ours.generate(prompts, 16, eos_token_id=eos)
-    assert {2, 3} <= set(ours._steps)                     # a capture per batch size
+    assert {2, 3} <= {B for B, _, _ in ours._steps}       # a capture per batch size
     rows, positions = torch.arange(3, dtype=torch.int32), torch.tensor([4, 3, 5], dtype=torch.int32)
     tokens, tables = torch.tensor([7, 8, 9]), ours.caches.block_table[:3]
     with torch.inference_mode():
@@ -98,6 +98,17 @@ def test_replayed_decode_steps_equal_eager_steps(tmp_path, monkeypatch, dtype):
     assert torch.equal(logits_replayed, logits_eager)
     assert ours.generate(prompts, 16) == free
     assert ours.generate(prompts, 16, eos_token_id=eos) == replayed
+
+
+def test_generate_grows_the_caches_and_keeps_paging(tmp_path):
+    _, path = make_checkpoint(tmp_path, "h96-g1-k3")
+    ours = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.float32)
+    ours.setup_caches(1, 8, paged=True, block_size=4)
+    ours.generate([[1, 2, 3], [4, 5]], 10)
+    c = ours.caches
+    assert (c.paged, c.block_size, c.max_batch, c.max_seq) == (True, 4, 2, 13)
+    ours.generate([[6, 7]], 2)                             # fits: the caches stay as they are
+    assert ours.caches is c
 
 
 def test_sampling_is_seeded(tmp_path):

@@ -5,6 +5,9 @@ weights, saved once as a Hugging Face checkpoint and loaded by each in its own p
   python -m lfm25_model.bench --impl lfm25 --checkpoint DIR       one implementation, JSON on stdout
   python -m lfm25_model.bench --compare --rounds 3 --dtypes bf16,fp32 --quick --prefill-tokens 1024
                            both, alternated for several rounds; medians and per-round ratios as a table
+  python -m lfm25_model.bench --compare --interleaved --rounds 8 --dtypes bf16,fp32
+                           both models in one process, prefill and decode timed in alternating blocks a few
+                           seconds apart (ratios robust to the machine's drifting bandwidth; no peak RSS)
 """
 from __future__ import annotations
 
@@ -126,6 +129,40 @@ def measure(impl: str, checkpoint: str, dtype, device: str, quick: bool,
     return rows
 
 
+def interleaved(checkpoint: str, dtype, device: str, rounds: int, steps: int = 16, batches=(1, 8),
+                prefill_tokens: int = 1024) -> list[dict]:
+    """Both models loaded in this process; each round times one prefill and `steps` decode steps of every
+    batch size on one side, then on the other. Adjacent blocks are seconds apart, so a round's ratio sees the
+    same machine (a shared VM whose memory bandwidth moves by up to 2x over minutes)."""
+    models = {impl: _build(impl, checkpoint, dtype, device) for impl in ("lfm25", "transformers")}
+    names = {"lfm25": "lfm25_model (kernels)", "transformers": "transformers eager"}
+    g = torch.Generator().manual_seed(0)
+    prompt = lambda T: torch.randint(10, 60000, (T,), generator=g).tolist()
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    long_prompt, batch_prompts = [prompt(prefill_tokens)], {B: [prompt(16) for _ in range(B)] for B in batches}
+    for impl, model in models.items():             # warm-up
+        _generate(impl, model, [prompt(32)], 1)
+        for ps in batch_prompts.values():
+            _generate(impl, model, ps, 2)
+    rows = []
+    for r in range(rounds):
+        for impl, model in models.items():
+            sync()
+            t = time.perf_counter()
+            _generate(impl, model, long_prompt, 1)
+            sync()
+            rows.append(dict(metric=f"prefill {prefill_tokens} tokens", value=prefill_tokens / (time.perf_counter() - t),
+                             unit="tok/s", impl=names[impl], round=r))
+            for B, ps in batch_prompts.items():
+                stamps: list[float] = []
+                _generate(impl, model, ps, steps + 1, on_step=lambda: stamps.append(time.perf_counter()))
+                sync()
+                gaps = [b - a for a, b in zip(stamps[-steps - 1:], stamps[-steps:])]
+                rows.append(dict(metric=f"decode batch {B}", value=B / statistics.median(gaps), unit="tok/s",
+                                 impl=names[impl], round=r))
+    return rows
+
+
 def compare(device: str = "cpu", quick: bool = False, dtype: str = "bf16", rounds: int = 1,
             prefill_tokens: int | None = None) -> list[dict]:
     """Both implementations, alternated `rounds` times (the machine's speed drifts: a ratio is taken within a
@@ -179,6 +216,8 @@ def main(argv=None):
     ap.add_argument("--checkpoint", help="directory written by write_checkpoint")
     ap.add_argument("--compare", action="store_true", help="both sides, alternated, on a fresh checkpoint")
     ap.add_argument("--rounds", type=int, default=3, help="with --compare")
+    ap.add_argument("--interleaved", action="store_true",
+                    help="with --compare: both models in one process, timed in alternating blocks")
     ap.add_argument("--dtypes", default="bf16,fp32", help="with --compare")
     ap.add_argument("--dtype", default="bf16", choices=("bf16", "fp32"))
     ap.add_argument("--device", default="cpu")
@@ -191,7 +230,14 @@ def main(argv=None):
     if args.compare:
         rows = []
         for dt in args.dtypes.split(","):
-            rows += compare(args.device, args.quick, dt, args.rounds, args.prefill_tokens)
+            if not args.interleaved:
+                rows += compare(args.device, args.quick, dt, args.rounds, args.prefill_tokens)
+                continue
+            dtype = torch.bfloat16 if dt == "bf16" else torch.float32
+            with tempfile.TemporaryDirectory() as ckpt:
+                write_checkpoint(ckpt, dtype)
+                rows += [dict(r, dtype=dt) for r in interleaved(ckpt, dtype, args.device, args.rounds,
+                                                                prefill_tokens=args.prefill_tokens or 1024)]
         print(ratio_table(rows))
         return
     if not (args.impl and args.checkpoint):

@@ -37,7 +37,7 @@ class Caches:
 
     def __init__(self, cfg: Lfm2Config, max_batch: int, max_seq: int, dtype, device, paged: bool, block_size: int):
         D, K, Hkv, d = cfg.hidden_size, cfg.conv_L_cache, cfg.num_key_value_heads, cfg.head_dim
-        self.max_batch, self.max_seq = max_batch, max_seq
+        self.max_batch, self.max_seq, self.paged = max_batch, max_seq, paged
         self.block_size = block_size if paged else max_seq
         per_seq = -(-max_seq // self.block_size)
         n_blocks = max_batch * per_seq
@@ -60,7 +60,7 @@ class Lfm2ForCausalLM(nn.Module):
         self.config, self.backend, self.ops = cfg, backend, _ops(backend)
         self.w = weights               # fused and converted tensors, see _fuse
         self.caches: Caches | None = None
-        self._steps: dict[int, SimpleNamespace] = {}
+        self._steps: dict[tuple, SimpleNamespace] = {}
 
     # ---- loading -----------------------------------------------------------------------------------------
     @classmethod
@@ -93,7 +93,7 @@ class Lfm2ForCausalLM(nn.Module):
     def setup_caches(self, max_batch: int, max_seq: int, *, paged: bool = False, block_size: int = 64):
         """Allocate the conv states and KV caches once for up to max_batch sequences of max_seq tokens."""
         self.caches = Caches(self.config, max_batch, max_seq, self.dtype, self.device, paged, block_size)
-        self._steps = {}   # captured decode steps by batch size; they point into these caches
+        self._steps = {}   # captured decode steps (see _decode); they point into these caches
 
     # ---- the network -------------------------------------------------------------------------------------
     def _layers(self, h: Tensor, mixer: Callable[[int, Tensor], Tensor], lin) -> Tensor:
@@ -169,14 +169,18 @@ class Lfm2ForCausalLM(nn.Module):
 
         On the CPU kernels the step's launches are captured once per batch size in a CpuGraph and replayed:
         the inputs are copied into the graph's static tensors and the returned logits are its output buffer,
-        rewritten by the next step of that batch size."""
+        rewritten by the next step of that batch size (graphs are keyed by batch size, CPU kernel table and
+        thread count, and dropped with the caches they point into)."""
         B = tokens.numel()
         if not self._replayable(B):
             return self._decode_layers(F.embedding(tokens, self.w["embed"]), rows, positions,
                                        self.caches.slots(rows, positions), positions + 1, block_tables)
-        step = self._steps.get(B)
+        import lfm25_kernels.ops as kernel_ops
+
+        key = (B, kernel_ops._isa.get(), torch.get_num_threads())   # a graph replays its kernel table, threads
+        step = self._steps.get(key)
         if step is None:
-            step = self._steps[B] = self._capture_step(B, block_tables.shape[1])
+            step = self._steps[key] = self._capture_step(B, block_tables.shape[1])
         torch.index_select(self.w["embed"], 0, tokens, out=step.h)
         step.rows.copy_(rows)
         step.positions.copy_(positions)
@@ -252,8 +256,10 @@ class Lfm2ForCausalLM(nn.Module):
             raise ValueError("generate: prompts must be a non-empty list of non-empty token lists")
         B, dev = len(prompts), self.device
         need = max(len(p) for p in prompts) + max_new_tokens
-        if self.caches is None or self.caches.max_batch < B or self.caches.max_seq < need:
-            self.setup_caches(max(B, self.caches.max_batch if self.caches else 0), need)
+        c = self.caches
+        if c is None or c.max_batch < B or c.max_seq < need:   # grow (never shrink), keep paging
+            self.setup_caches(max(B, c.max_batch if c else 0), max(need, c.max_seq if c else 0),
+                              paged=bool(c and c.paged), block_size=c.block_size if c and c.paged else 64)
         eos = set([eos_token_id] if isinstance(eos_token_id, int) else eos_token_id or [])
         gen = torch.Generator(device=dev)
         if seed is not None:
