@@ -100,7 +100,7 @@ def test_replayed_decode_steps_equal_eager_steps(tmp_path, monkeypatch, dtype):
     assert ours.generate(prompts, 16, eos_token_id=eos) == replayed
 
 
-def test_generate_grows_the_caches_and_keeps_paging(tmp_path):
+def test_generate_reallocates_the_caches_and_keeps_paging(tmp_path):
     _, path = make_checkpoint(tmp_path, "h96-g1-k3")
     ours = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.float32)
     ours.setup_caches(1, 8, paged=True, block_size=4)

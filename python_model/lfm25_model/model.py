@@ -257,8 +257,8 @@ class Lfm2ForCausalLM(nn.Module):
         B, dev = len(prompts), self.device
         need = max(len(p) for p in prompts) + max_new_tokens
         c = self.caches
-        if c is None or c.max_batch < B or c.max_seq < need:   # grow (never shrink), keep paging
-            self.setup_caches(max(B, c.max_batch if c else 0), max(need, c.max_seq if c else 0),
+        if c is None or c.max_batch < B or c.max_seq < need:   # reallocated to fit this call, paging kept
+            self.setup_caches(max(B, c.max_batch if c else 0), need,
                               paged=bool(c and c.paged), block_size=c.block_size if c and c.paged else 64)
         eos = set([eos_token_id] if isinstance(eos_token_id, int) else eos_token_id or [])
         gen = torch.Generator(device=dev)
