@@ -347,8 +347,9 @@ def linear(x: Tensor, weight: Tensor, *, gate_weight: Tensor | None = None) -> T
     x: [..., K]; weight: [N, K] in x's dtype. With gate_weight ([N, K]): y = silu(x . gate_weight^T) *
     (x . weight^T), LFM2's SwiGLU (gate_weight = w1, weight = w3) in one pass over both weights, each product
     rounded to x's dtype before silu and the multiply, as torch's eager ops round it. Returns [..., N].
-    The CPU kernel is built for the few rows of a decode step (it streams the weights once and is bound by
-    memory bandwidth); for hundreds of rows torch's GEMM is faster. On CUDA this is cuBLAS through torch.
+    On the CPU a row's result does not depend on the other rows of the call, bit for bit. The CPU kernel is
+    built for the few rows of a decode step (it streams the weights once and is bound by memory bandwidth);
+    for hundreds of rows torch's GEMM is faster. On CUDA this is cuBLAS through torch.
     """
     c = Checker("linear")
     c.tensor("x", x, ndim=tuple(range(1, 9)), dtype=FLOAT_DTYPES)

@@ -48,7 +48,7 @@ bool has_bf16() {  // ARMv8.6 BF16 (BFCVT): Graviton3+, Apple M2+, Cortex-A510/A
 
 const Entry kEntries[] = {
 #if defined(LFM25_CPU_X86_SIMD)
-    // the avx512 kernels, except linear in bf16: AMX tiles, or VDPBF16PS
+    // the avx512 kernels, except linear in bf16: AMX tiles
     {KernelTable{"amx", short_conv_avx512, short_conv_update_avx512, qk_norm_rope_append_avx512,
                  gqa_decode_avx512, rms_norm_avx512, linear_amx}, has_amx},
     {KernelTable{"avx512_bf16", short_conv_avx512, short_conv_update_avx512, qk_norm_rope_append_avx512,

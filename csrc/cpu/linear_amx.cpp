@@ -1,5 +1,5 @@
-// linear, AMX (Sapphire Rapids and later Xeons) for bf16 with 2 or more rows: y^T = W . x^T on the tile unit.
-// One row and other dtypes take linear_avx512_bf16 (VDPBF16PS; AVX-512 fma for fp32 and fp16).
+// linear, AMX (Sapphire Rapids and later Xeons) for bf16, any number of rows: y^T = W . x^T on the tile unit.
+// fp32 and fp16 take the AVX-512 fma path of linear_avx512_bf16.
 //
 // One TDPBF16PS multiplies a 16 x 32 bf16 tile of W (16 output rows, loaded as stored: the weight rows are
 // the tile rows) by a 32 x 16 tile of x^T (16 pairs of rows of K, 16 rows of x; packed once per call in the
@@ -258,10 +258,11 @@ bool amx_usable() {
 #endif
 }
 
-// One row of x uses 1/16 of each tile product; there VDPBF16PS streams the weights at least as fast
-// (measured: 30% faster for one row, AMX ahead from two rows on; LFM2.5-350M shapes, Xeon 4th gen).
+// One row too runs on the tiles, although VDPBF16PS streams a single row 10-25% faster (measured on the
+// LFM2.5-350M shapes, Xeon 4th gen): it sums in another order, and a row's result must not depend on how many
+// rows share the call (a decode step's tokens would then depend on the other sequences of the batch).
 Status linear_amx(const LinearParams& p) {
-  if (p.dtype == DType::kBF16 && p.rows >= 2) return run(p);
+  if (p.dtype == DType::kBF16) return run(p);
   return linear_avx512_bf16(p);
 }
 
