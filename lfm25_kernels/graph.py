@@ -44,6 +44,14 @@ class _OnlyKernels(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+def capture_context() -> tuple[str, int] | None:
+    """The kernel table and thread count a capture here records, or None where launches are sent elsewhere
+    (inside a capture or an ops.launcher() block), so that nothing can be captured."""
+    if ops._launcher.get() is not None:
+        return None
+    return ops._isa.get(), torch.get_num_threads()
+
+
 class CpuGraph:
     """CPU kernel launches recorded by capture() and run by replay(); see the module docstring."""
 
@@ -59,9 +67,10 @@ class CpuGraph:
     def capture(self):
         if self._captured:
             raise RuntimeError("CpuGraph.capture: this graph is already captured; make a new CpuGraph")
-        if ops._launcher.get() is not None:
+        context = capture_context()
+        if context is None:
             raise RuntimeError("CpuGraph.capture: not inside another capture or lfm25_kernels.ops.launcher()")
-        isa, threads = ops._isa.get(), torch.get_num_threads()
+        isa, threads = context
 
         def record(op: str, params, tensors: dict[str, Tensor]) -> None:
             for name, t in tensors.items():

@@ -217,9 +217,9 @@ void run_blocks(const LinearParams& p, const uint16_t* xs, int64_t b0, int64_t b
 }
 
 // Row tiles per block: 4 (64 rows read side by side) while a block spans at most 320 KiB of weights, else 2.
-// Measured on the LFM2.5-350M shapes, 8 rows, weights from DRAM (Xeon 4th gen, 2 threads, alternated calls):
-// 4 tiles lead for K = 1024 (in_proj, w1/w3, lm_head), and for w2 (K = 4608, 9 KiB rows) 2 tiles stream
-// 1.5-2x faster than 4 (1 tile in between).
+// Measured on the LFM2.5-350M shapes, 8 rows, weights from DRAM (Xeon 4th gen, 2 threads, alternated calls
+// from Python): 4 tiles lead for K = 1024 (in_proj, w1/w3, lm_head); for w2 (K = 4608, 9 KiB rows) 2 tiles
+// streamed 1.5-2x faster than 4. A C++ microbenchmark (one buffer of weights) found 1, 2 and 4 tiles equal.
 int row_tiles(int64_t K) { return 4 * kTileRows * K * 2 <= (320 << 10) ? 4 : 2; }
 
 Status run(const LinearParams& p) {

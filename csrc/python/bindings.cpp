@@ -76,22 +76,6 @@ const cpu::KernelTable& table(const std::string& isa) {
   return *t;
 }
 
-template <class P>
-void def_cpu(py::module_& m, const char* name, Status (*run)(const cpu::KernelTable&, const P&)) {
-  m.def(
-      name,
-      [run](const P& p, const std::string& isa) {
-        const cpu::KernelTable& t = table(isa);
-        Status s;
-        {
-          py::gil_scoped_release nogil;
-          s = run(t, p);
-        }
-        check(s);
-      },
-      py::arg("params"), py::arg("isa") = "");
-}
-
 // CPU launches recorded once and run back to back in one call (lfm25_kernels.CpuGraph): each entry holds a
 // copy of its params struct and the kernel table it was recorded with.
 class CpuGraph {
@@ -118,9 +102,23 @@ class CpuGraph {
   std::vector<std::function<Status()>> launches_;
 };
 
+// <op>_cpu(params, isa) runs the kernel now; CpuGraph.add(params, isa) records it for replay().
 template <class P>
-void def_graph_add(py::class_<CpuGraph>& cls, Status (*run)(const cpu::KernelTable&, const P&)) {
-  cls.def(
+void def_cpu(py::module_& m, py::class_<CpuGraph>& graph, const char* name,
+             Status (*run)(const cpu::KernelTable&, const P&)) {
+  m.def(
+      name,
+      [run](const P& p, const std::string& isa) {
+        const cpu::KernelTable& t = table(isa);
+        Status s;
+        {
+          py::gil_scoped_release nogil;
+          s = run(t, p);
+        }
+        check(s);
+      },
+      py::arg("params"), py::arg("isa") = "");
+  graph.def(
       "add", [run](CpuGraph& g, const P& p, const std::string& isa) { g.add(p, isa, run); }, py::arg("params"),
       py::arg("isa") = "");
 }
@@ -207,23 +205,16 @@ PYBIND11_MODULE(_C, m) {
       ("in_features", &LinearParams::in_features)("out_features", &LinearParams::out_features)
       ("dtype", &LinearParams::dtype)("num_threads", &LinearParams::num_threads);
 
-  def_cpu<ShortConvParams>(m, "short_conv_cpu", cpu::run_short_conv);
-  def_cpu<ShortConvUpdateParams>(m, "short_conv_update_cpu", cpu::run_short_conv_update);
-  def_cpu<QkNormRopeAppendParams>(m, "qk_norm_rope_append_cpu", cpu::run_qk_norm_rope_append);
-  def_cpu<GqaDecodeParams>(m, "gqa_decode_cpu", cpu::run_gqa_decode);
-  def_cpu<RmsNormParams>(m, "rms_norm_cpu", cpu::run_rms_norm);
-  def_cpu<LinearParams>(m, "linear_cpu", cpu::run_linear);
-
   py::class_<CpuGraph> graph(m, "CpuGraph");
   graph.def(py::init<>())
       .def("replay", &CpuGraph::replay, "Run the recorded launches in order (GIL released); stops at the first error.")
       .def("__len__", &CpuGraph::size);
-  def_graph_add<ShortConvParams>(graph, cpu::run_short_conv);
-  def_graph_add<ShortConvUpdateParams>(graph, cpu::run_short_conv_update);
-  def_graph_add<QkNormRopeAppendParams>(graph, cpu::run_qk_norm_rope_append);
-  def_graph_add<GqaDecodeParams>(graph, cpu::run_gqa_decode);
-  def_graph_add<RmsNormParams>(graph, cpu::run_rms_norm);
-  def_graph_add<LinearParams>(graph, cpu::run_linear);
+  def_cpu<ShortConvParams>(m, graph, "short_conv_cpu", cpu::run_short_conv);
+  def_cpu<ShortConvUpdateParams>(m, graph, "short_conv_update_cpu", cpu::run_short_conv_update);
+  def_cpu<QkNormRopeAppendParams>(m, graph, "qk_norm_rope_append_cpu", cpu::run_qk_norm_rope_append);
+  def_cpu<GqaDecodeParams>(m, graph, "gqa_decode_cpu", cpu::run_gqa_decode);
+  def_cpu<RmsNormParams>(m, graph, "rms_norm_cpu", cpu::run_rms_norm);
+  def_cpu<LinearParams>(m, graph, "linear_cpu", cpu::run_linear);
 
   m.def("available_isas", [] {
     int n = 0;

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lfm25_kernels.graph import CpuGraph, capture_context
+
 from .config import Lfm2Config
 
 
@@ -107,11 +109,15 @@ class Lfm2ForCausalLM(nn.Module):
             n, res = ops.rms_norm(lin(lin(n, w[f"w3.{i}"], w[f"w1.{i}"]), w[f"w2.{i}"]), nxt, eps, residual=res)
         return n
 
-    def _linear(self, rows: int):
-        """The projection for a step of `rows` tokens. Our kernel on the CPU for a decode step (it streams each
-        weight once; torch's GEMM is faster for a prefill's hundreds of rows, and cuBLAS on the GPU)."""
+    def _own_linear(self, rows: int) -> bool:
+        """Our kernel for a step of `rows` tokens: on the CPU for a decode step (it streams each weight once;
+        torch's GEMM is faster for a prefill's hundreds of rows, and cuBLAS on the GPU)."""
         limit = _OWN_LINEAR_MAX_ROWS.get(self.dtype, _OWN_LINEAR_MAX_ROWS_OTHER)
-        if self.backend == "kernels" and self.device.type == "cpu" and rows <= limit:
+        return self.backend == "kernels" and self.device.type == "cpu" and rows <= limit
+
+    def _linear(self, rows: int):
+        """The projection for a step of `rows` tokens: lin(x, w, gate=None), see _own_linear."""
+        if self._own_linear(rows):
             return lambda x, w, gate=None: self.ops.linear(x, w, gate_weight=gate)
 
         def lin(x, w, gate=None):
@@ -172,12 +178,11 @@ class Lfm2ForCausalLM(nn.Module):
         rewritten by the next step of that batch size (graphs are keyed by batch size, CPU kernel table and
         thread count, and dropped with the caches they point into)."""
         B = tokens.numel()
-        if not self._replayable(B):
+        context = capture_context()   # a graph replays the kernel table and thread count of its capture
+        if context is None or not self._own_linear(B):   # not only lfm25_kernels launches, or not ours to run
             return self._decode_layers(F.embedding(tokens, self.w["embed"]), rows, positions,
                                        self.caches.slots(rows, positions), positions + 1, block_tables)
-        import lfm25_kernels.ops as kernel_ops
-
-        key = (B, kernel_ops._isa.get(), torch.get_num_threads())   # a graph replays its kernel table, threads
+        key = (B, *context)
         step = self._steps.get(key)
         if step is None:
             step = self._steps[key] = self._capture_step(B, block_tables.shape[1])
@@ -190,24 +195,14 @@ class Lfm2ForCausalLM(nn.Module):
         step.graph.replay()
         return step.logits
 
-    def _replayable(self, B: int) -> bool:
-        """The decode step is only lfm25_kernels launches: CPU kernels, our linear at this batch, no launcher."""
-        import lfm25_kernels.ops as kernel_ops
-
-        limit = _OWN_LINEAR_MAX_ROWS.get(self.dtype, _OWN_LINEAR_MAX_ROWS_OTHER)
-        return (self.backend == "kernels" and self.device.type == "cpu" and B <= limit
-                and kernel_ops._launcher.get() is None)
-
     def _capture_step(self, B: int, max_blocks: int) -> SimpleNamespace:
         """Static inputs of a decode step of B sequences and the CpuGraph of its layers."""
-        import lfm25_kernels as kernels
-
         i32 = dict(dtype=torch.int32, device=self.device)
         step = SimpleNamespace(rows=torch.zeros(B, **i32), positions=torch.zeros(B, **i32),
                                slots=torch.zeros(B, **i32), seq_lens=torch.zeros(B, **i32),
                                block_tables=torch.zeros(B, max_blocks, **i32),
                                h=torch.empty(B, self.config.hidden_size, dtype=self.dtype, device=self.device),
-                               graph=kernels.CpuGraph())
+                               graph=CpuGraph())
         with step.graph.capture():
             step.logits = self._decode_layers(step.h, step.rows, step.positions, step.slots, step.seq_lens,
                                               step.block_tables)
