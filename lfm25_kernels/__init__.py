@@ -1,13 +1,15 @@
 """lfm25-kernels: fused CPU and CUDA kernels for Liquid AI's LFM2 / LFM2.5 models.
 
 Ops (DESIGN.md section 2): short_conv, short_conv_update, qk_norm_rope_append, gqa_decode, rms_norm, and
-linear (the projections of a CPU decode step, optionally with LFM2's SwiGLU gate fused in). Each
+linear (the projections of a CPU decode step, optionally with LFM2's SwiGLU gate fused in; pack_weight packs its
+weights for the AMX table). Each
 is also registered as torch.ops.lfm25.<name>. `reference` holds the PyTorch reference of each.
 CpuGraph records the CPU launches of a block of op calls once and replays them in one call.
 """
 from . import _C, _library, reference  # noqa: F401  (_library registers torch.ops.lfm25.*)
 from .graph import CpuGraph
-from .ops import cpu_isa, gqa_decode, linear, qk_norm_rope_append, rms_norm, short_conv, short_conv_update
+from .ops import (PackedWeight, cpu_isa, gqa_decode, linear, pack_weight, qk_norm_rope_append, rms_norm, short_conv,
+                  short_conv_update)
 
 __version__ = "0.1.0"
 
@@ -29,5 +31,6 @@ def cuda_available() -> bool:
     return bool(_C.with_cuda) and torch.cuda.is_available()
 
 
-__all__ = ["short_conv", "short_conv_update", "qk_norm_rope_append", "gqa_decode", "rms_norm", "linear", "reference", "CpuGraph",
+__all__ = ["short_conv", "short_conv_update", "qk_norm_rope_append", "gqa_decode", "rms_norm", "linear", "pack_weight",
+           "PackedWeight", "reference", "CpuGraph",
            "cpu_isa", "available_isas", "default_isa", "cuda_available"]

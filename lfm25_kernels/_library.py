@@ -67,6 +67,16 @@ def _(x, weight, gate_weight):
     return x.new_empty(*x.shape[:-1], weight.shape[0])
 
 
+@torch.library.custom_op("lfm25::linear_packed", mutates_args=())
+def linear_packed(x: Tensor, data: Tensor, out_features: int, in_features: int, gated: bool) -> Tensor:
+    return ops.linear(x, ops.PackedWeight(data, out_features, in_features, gated))
+
+
+@linear_packed.register_fake
+def _(x, data, out_features, in_features, gated):
+    return x.new_empty(*x.shape[:-1], out_features)
+
+
 @torch.library.custom_op("lfm25::rms_norm", mutates_args=())
 def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
     return ops.rms_norm(x, weight, eps)

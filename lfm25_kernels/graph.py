@@ -58,6 +58,7 @@ class CpuGraph:
     def __init__(self):
         self._graph = _C.CpuGraph()
         self._tensors: list[Tensor] = []   # every tensor a recorded launch points into, kept alive
+        self._ops: list[str] = []          # the op of each recorded launch, in order
         self._captured = False
 
     def __len__(self) -> int:
@@ -79,6 +80,7 @@ class CpuGraph:
                                      "launches only (use torch.cuda.CUDAGraph on CUDA)")
             params.num_threads = threads
             self._graph.add(params, isa)
+            self._ops.append(op)
             self._tensors.extend(tensors.values())
 
         self._captured = True
@@ -90,4 +92,10 @@ class CpuGraph:
         if not self._captured:
             raise RuntimeError("CpuGraph.replay: nothing captured yet")
         self._graph.replay()
+
+    def profile(self) -> list[tuple[str, float]]:
+        """replay(), timing each launch: (op name, seconds) in launch order."""
+        if not self._captured:
+            raise RuntimeError("CpuGraph.profile: nothing captured yet")
+        return list(zip(self._ops, self._graph.replay_timed()))
 

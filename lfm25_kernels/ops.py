@@ -341,7 +341,105 @@ def rms_norm(x: Tensor, weight: Tensor, eps: float, residual: Tensor | None = No
     return y if residual is None else (y, h)
 
 
-def linear(x: Tensor, weight: Tensor, *, gate_weight: Tensor | None = None) -> Tensor:
+_TILE_ROWS, _TILE_K = 16, 32   # an AMX bf16 tile: 16 rows of 32 columns
+
+
+class PackedWeight:
+    """linear's weight [N, K] (and its SwiGLU gate), bf16, packed once by pack_weight() for the "amx" CPU kernel
+    table: `data` holds blocks of 4 tiles of 16 rows x 32 columns, a block's tiles of each group of 32 columns
+    contiguous (csrc/cpu/linear_amx.cpp has the layout). Each block is then read as one stream, and a row's
+    sums run over K in the same order for any number of rows. Pass it to linear() as the weight."""
+
+    __slots__ = ("data", "out_features", "in_features", "gated")
+
+    def __init__(self, data: Tensor, out_features: int, in_features: int, gated: bool):
+        self.data, self.out_features, self.in_features, self.gated = data, out_features, in_features, gated
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.data.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.data.device
+
+    @property
+    def shape(self) -> torch.Size:
+        """[N, K] of the weight (the gate has the same)."""
+        return torch.Size((self.out_features, self.in_features))
+
+    def _tiles(self) -> Tensor:
+        """data as [blocks, row tiles, 16, chunks of K, 32] (a view)."""
+        return self.data.permute(0, 2, 3, 1, 4)
+
+    def unpack(self) -> tuple[Tensor, Tensor | None]:
+        """(weight, gate_weight or None) as [N, K] tensors (copies)."""
+        t = self._tiles()
+        B, _, _, C, _ = t.shape
+        N, K = self.out_features, self.in_features
+        if not self.gated:
+            return t.reshape(B * 4 * _TILE_ROWS, C * _TILE_K)[:N, :K].clone(), None
+        halves = [t[:, h:h + 2].reshape(B * 2 * _TILE_ROWS, C * _TILE_K)[:N, :K].clone() for h in (0, 2)]
+        return halves[0], halves[1]
+
+    def rows(self, index: Tensor) -> Tensor:
+        """weight[index] (the weight's rows, not the gate's): [len(index), K], e.g. the embedding lookup of a
+        tied lm_head."""
+        per_block = 2 * _TILE_ROWS if self.gated else 4 * _TILE_ROWS
+        index = index.reshape(-1).long()
+        t = self._tiles()
+        out = t[index // per_block, (index % per_block) // _TILE_ROWS, index % _TILE_ROWS]   # [n, chunks, 32]
+        return out.reshape(index.numel(), -1)[:, :self.in_features]
+
+    def __repr__(self) -> str:
+        gate = ", gated" if self.gated else ""
+        return f"PackedWeight(out_features={self.out_features}, in_features={self.in_features}{gate})"
+
+
+def pack_weight(weight: Tensor, gate_weight: Tensor | None = None) -> PackedWeight:
+    """Pack a bf16 CPU weight [N, K] (with gate_weight [N, K]: both, for linear(x, packed) to compute
+    silu(x . gate_weight^T) * (x . weight^T)) for the "amx" kernel table. linear() with a PackedWeight runs
+    only on that table (Xeon 4th gen and later); it is 15-30% faster than with [N, K] rows at a decode step's
+    few rows and about twice as fast at a prefill's hundreds (csrc/cpu/linear_amx.cpp). Memory: one copy,
+    zero-padded to 64 rows (32 gated) and 32 columns."""
+    c = Checker("pack_weight")
+    c.tensor("weight", weight, ndim=2, dtype=torch.bfloat16, last_contiguous=False)
+    c.value("weight", weight.device.type == "cpu", "on the CPU (packed weights are for the amx CPU table)",
+            weight.device)
+    N, K = weight.shape
+    if gate_weight is not None:
+        c.tensor("gate_weight", gate_weight, ndim=2, dtype=torch.bfloat16, device=weight.device, shape=(N, K),
+                 last_contiguous=False)
+    per_block = 2 * _TILE_ROWS if gate_weight is not None else 4 * _TILE_ROWS
+    blocks, chunks = -(-N // per_block), -(-K // _TILE_K)
+    data = torch.zeros(blocks, chunks, 4, _TILE_ROWS, _TILE_K, dtype=torch.bfloat16)
+    tiles = data.permute(0, 2, 3, 1, 4)   # [blocks, 4, 16, chunks, 32]: row tiles x rows by chunks x columns
+
+    def put(w: Tensor, tile0: int, n_tiles: int) -> None:
+        # NOTE: copied in pieces of whole tiles, so a weight whose N and K fill them is never copied twice
+        rows_full, k_full = N // per_block * per_block, K // _TILE_K * _TILE_K
+        part = (slice(None, rows_full // per_block), slice(tile0, tile0 + n_tiles))
+        if rows_full and k_full:
+            tiles[part + (slice(None), slice(None, k_full // _TILE_K))].copy_(
+                w[:rows_full, :k_full].reshape(rows_full // per_block, n_tiles, _TILE_ROWS, k_full // _TILE_K, _TILE_K))
+        if rows_full < N or k_full < K:   # the edges, through a zero-padded copy of the last block / columns
+            padded = torch.zeros(blocks * per_block, chunks * _TILE_K, dtype=torch.bfloat16)
+            padded[rows_full:N, :K] = w[rows_full:]
+            padded[:rows_full, k_full:K] = w[:rows_full, k_full:]
+            edge = padded.view(blocks, n_tiles, _TILE_ROWS, chunks, _TILE_K)
+            tiles[rows_full // per_block:, tile0:tile0 + n_tiles] = edge[rows_full // per_block:]
+            tiles[:rows_full // per_block, tile0:tile0 + n_tiles, :, k_full // _TILE_K:] = \
+                edge[:rows_full // per_block, :, :, k_full // _TILE_K:]
+
+    if gate_weight is None:
+        put(weight, 0, 4)
+    else:
+        put(weight, 0, 2)
+        put(gate_weight, 2, 2)
+    return PackedWeight(data, N, K, gate_weight is not None)
+
+
+def linear(x: Tensor, weight: Tensor | PackedWeight, *, gate_weight: Tensor | None = None) -> Tensor:
     """y = x . weight^T (torch.nn.functional.linear without bias), fp32 accumulation, rounded once.
 
     x: [..., K]; weight: [N, K] in x's dtype. With gate_weight ([N, K]): y = silu(x . gate_weight^T) *
@@ -350,7 +448,11 @@ def linear(x: Tensor, weight: Tensor, *, gate_weight: Tensor | None = None) -> T
     On the CPU a row's result does not depend on the other rows of the call, bit for bit. The CPU kernel is
     built for the few rows of a decode step (it streams the weights once and is bound by memory bandwidth);
     for hundreds of rows torch's GEMM is faster. On CUDA this is cuBLAS through torch.
+    weight may be a PackedWeight (pack_weight(): bf16, the "amx" table only; its gate is packed with it): then
+    the kernel is as fast for a prefill's rows as for a decode step's.
     """
+    if isinstance(weight, PackedWeight):
+        return _linear_packed(x, weight, gate_weight)
     c = Checker("linear")
     c.tensor("x", x, ndim=tuple(range(1, 9)), dtype=FLOAT_DTYPES)
     K = x.shape[-1]
@@ -377,5 +479,33 @@ def linear(x: Tensor, weight: Tensor, *, gate_weight: Tensor | None = None) -> T
     p.gate_row_stride = gate_weight.stride(0) if gate_weight is not None else 0
     p.rows, p.in_features, p.out_features = x2.shape[0], K, N
     p.dtype = _DTYPE_CODE[x.dtype]
+    _launch("linear", p, tensors, x.device)
+    return y
+
+
+def _linear_packed(x: Tensor, w: PackedWeight, gate_weight) -> Tensor:
+    c = Checker("linear")
+    c.value("gate_weight", gate_weight is None, "None with a PackedWeight (pack the gate with the weight)",
+            type(gate_weight).__name__)
+    c.tensor("x", x, ndim=tuple(range(1, 9)), dtype=torch.bfloat16, device=w.device, shape=None)
+    K, N = w.in_features, w.out_features
+    c.value("x", x.shape[-1] == K, f"of shape [..., {K}] (the packed weight's in_features)", list(x.shape))
+    table = _isa.get() or _C.default_isa()
+    c.value("weight", table == "amx", "run on the amx CPU table (it is packed for it); the table in effect is",
+            table)
+    if torch.compiler.is_compiling():
+        return torch.ops.lfm25.linear_packed(x, w.data, N, K, w.gated)
+    y = torch.empty(*x.shape[:-1], N, dtype=x.dtype, device=x.device)
+    if y.numel() == 0:
+        return y
+    if K == 0:
+        return y.zero_()
+    x2 = x.reshape(-1, K)
+    p = _C.LinearParams()
+    tensors = _set_pointers(p, dict(x=x2, weight=w.data, y=y))
+    p.x_row_stride, p.y_row_stride = x2.stride(0), N
+    p.rows, p.in_features, p.out_features = x2.shape[0], K, N
+    p.dtype = _DTYPE_CODE[x.dtype]
+    p.weight_layout = 2 if w.gated else 1
     _launch("linear", p, tensors, x.device)
     return y

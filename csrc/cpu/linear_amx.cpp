@@ -1,5 +1,6 @@
 // linear, AMX (Sapphire Rapids and later Xeons) for bf16, any number of rows: y^T = W . x^T on the tile unit.
-// fp32 and fp16 take the AVX-512 fma path of linear_avx512_bf16.
+// fp32 and fp16 take the AVX-512 fma path of linear_avx512_bf16. Weights as [N, K] rows (run_blocks) or
+// packed once in tile order by lfm25_kernels.pack_weight (run_packed_blocks, below): faster for both.
 //
 // One TDPBF16PS multiplies a 16 x 32 bf16 tile of W (16 output rows, loaded as stored: the weight rows are
 // the tile rows) by a 32 x 16 tile of x^T (16 pairs of rows of K, 16 rows of x; packed once per call in the
@@ -51,19 +52,21 @@ void configure_tiles() {
 }
 
 // x rows [m0, m0 + 16) as 32 x 16 tiles, one per chunk of 32 columns: row r of a tile holds, for each of the
-// 16 rows of x, the bf16 pair (x[m][2r], x[m][2r + 1]) of the chunk; zero past M and past K.
+// 16 rows of x, the bf16 pair (x[m][2r], x[m][2r + 1]) of the chunk; zero past M and past K. (A pair is
+// moved as one 32-bit word: the tile is a 16 x 16 transpose of words.)
 void pack_x(const LinearParams& p, int64_t m0, uint16_t* dst) {
   const int64_t K = p.in_features, chunks = (K + kTileK - 1) / kTileK, pairs = K / 2;
   const int mr = int(std::min<int64_t>(16, p.rows - m0));
+  auto* d32 = reinterpret_cast<uint32_t*>(dst);   // word (pair kk, row i) at kk * 16 + i
   if (mr < 16 || K % kTileK) std::memset(dst, 0, size_t(chunks) * kTileRows * 32 * sizeof(uint16_t));
   for (int i = 0; i < mr; ++i) {
     const uint16_t* x = static_cast<const uint16_t*>(p.x) + (m0 + i) * p.x_row_stride;
-    uint16_t* d = dst + 2 * i;    // pair kk of row i: tile kk / 16, tile row kk % 16, column i
-    for (int64_t kk = 0; kk < pairs; ++kk, d += 32) {
-      d[0] = x[2 * kk];
-      d[1] = x[2 * kk + 1];
+    for (int64_t kk = 0; kk < pairs; ++kk) {
+      uint32_t word;
+      std::memcpy(&word, x + 2 * kk, sizeof(word));
+      d32[kk * 16 + i] = word;
     }
-    if (K % 2) d[0] = x[K - 1];   // the last pair's second half stays zero
+    if (K % 2) dst[2 * (pairs * 16 + i)] = x[K - 1];   // the last pair's second half stays zero
   }
 }
 
@@ -124,6 +127,37 @@ inline const uint16_t* weight_tile(const LinearParams& p, const uint16_t* w, int
   return pad;
 }
 
+// The outputs [n0, n0 + outs) of x rows [m0, m0 + 16) from the fp32 sums of a block's R row tiles (with a
+// gate: R/2 tiles of W, then the same rows of the gate), rounded as linear_output rounds them.
+template <int R>
+void store_outputs(const LinearParams& p, const float (*sums)[kTileRows * 16], int64_t n0, int64_t m0) {
+  const bool gated = p.gate_weight != nullptr || p.weight_layout == WeightLayout::kAmxTilesGated;
+  const int outs = gated ? R / 2 * kTileRows : R * kTileRows;
+  const int64_t mr = std::min<int64_t>(16, p.rows - m0);
+  const int h = int(std::min<int64_t>(outs, p.out_features - n0));
+  auto* Y = static_cast<uint16_t*>(p.y);
+  // output n0 + j: row tile j / 16 (its gate: R/2 + j / 16), tile row j % 16; column i is row i of x, so a
+  // tile's column i is 16 consecutive outputs of row i: gathered, rounded, stored
+  const __m512i column = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32(16));
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t i = 0; i < mr; ++i)
+    for (int t = 0; t * 16 < h; ++t) {
+      uint16_t* y = Y + (m0 + i) * p.y_row_stride + n0 + t * 16;
+      const __m512 up = gather(column, sums[t] + i);
+      if (!gated) {
+        Avx512::store<DType::kBF16>(y, up, Avx512::mask(h - t * 16));
+        continue;
+      }
+      // linear_output's rounding steps in vector form
+      const __m512 u = Avx512::round<DType::kBF16>(up);
+      const __m512 g = Avx512::round<DType::kBF16>(gather(column, sums[R / 2 + t] + i));
+      const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g));
+      const __m512 s = Avx512::round<DType::kBF16>(_mm512_div_ps(g, _mm512_add_ps(one, e)));
+      Avx512::store<DType::kBF16>(y, _mm512_mul_ps(s, u), Avx512::mask(h - t * 16));
+    }
+}
+
 // Blocks [b0, b1) of R row tiles (16 weight rows each; with a gate, R/2 tiles of W then the same rows of the
 // gate) for every row tile of x. The 4 accumulator tiles are R row tiles x P = 4/R phases of K: accumulator
 // r * P + j sums the chunks c = j (mod P), so a weight row is read P chunks (P * 64 bytes) at a time and a
@@ -138,7 +172,6 @@ void run_blocks(const LinearParams& p, const uint16_t* xs, int64_t b0, int64_t b
   const int outs = gated ? R / 2 * kTileRows : R * kTileRows;
   const auto* W = static_cast<const uint16_t*>(p.weight);
   const auto* G = static_cast<const uint16_t*>(p.gate_weight);
-  auto* Y = static_cast<uint16_t*>(p.y);
   alignas(64) uint16_t pad[kTileRows * kTileK];
   alignas(64) float sums[4][kTileRows * 16];
   configure_tiles();
@@ -189,28 +222,7 @@ void run_blocks(const LinearParams& p, const uint16_t* xs, int64_t b0, int64_t b
             for (int j = 1; j < P; ++j) sum = _mm512_add_ps(sum, _mm512_load_ps(sums[r * P + j] + e));
             _mm512_store_ps(sums[r] + e, sum);
           }
-      const int64_t mr = std::min<int64_t>(16, M - mt * 16);
-      const int h = int(std::min<int64_t>(outs, N - n0));
-      // output n0 + j: row tile j / 16 (its gate: R/2 + j / 16), tile row j % 16; column i is row i of x, so
-      // a tile's column i is 16 consecutive outputs of row i: gathered, rounded, stored
-      const __m512i column = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3,
-                                                                 2, 1, 0), _mm512_set1_epi32(16));
-      const __m512 one = _mm512_set1_ps(1.0f);
-      for (int64_t i = 0; i < mr; ++i)
-        for (int t = 0; t * 16 < h; ++t) {
-          uint16_t* y = Y + (mt * 16 + i) * p.y_row_stride + n0 + t * 16;
-          const __m512 up = gather(column, sums[t] + i);
-          if (!gated) {
-            Avx512::store<DType::kBF16>(y, up, Avx512::mask(h - t * 16));
-            continue;
-          }
-          // linear_output's rounding steps in vector form
-          const __m512 u = Avx512::round<DType::kBF16>(up);
-          const __m512 g = Avx512::round<DType::kBF16>(gather(column, sums[R / 2 + t] + i));
-          const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g));
-          const __m512 s = Avx512::round<DType::kBF16>(_mm512_div_ps(g, _mm512_add_ps(one, e)));
-          Avx512::store<DType::kBF16>(y, _mm512_mul_ps(s, u), Avx512::mask(h - t * 16));
-        }
+      store_outputs<R>(p, sums, n0, mt * 16);
     }
   }
   _tile_release();
@@ -222,12 +234,128 @@ void run_blocks(const LinearParams& p, const uint16_t* xs, int64_t b0, int64_t b
 // streamed 1.5-2x faster than 4. A C++ microbenchmark (one buffer of weights) found 1, 2 and 4 tiles equal.
 int row_tiles(int64_t K) { return 4 * kTileRows * K * 2 <= (320 << 10) ? 4 : 2; }
 
+// ---- packed weights (lfm25_kernels.pack_weight, WeightLayout::kAmxTiles[Gated]) ----
+// Blocks of 4 tiles: 64 outputs, or 32 with the gate (tiles 0, 1: W; tiles 2, 3: the gate's same rows). For
+// each chunk of 32 columns a block's 4 tiles follow each other, 16 rows of 64 bytes each:
+//   data[b][c][t][i][j] = W[64 b + 16 t + i][32 c + j]   (gated: W or gate [32 b + 16 (t % 2) + i][32 c + j])
+// zero past N and K. A block is one contiguous stream of chunks x 4 KiB (the strided layout above reads 64
+// rows side by side, more streams than the prefetchers follow: 15-30% slower for the LFM2.5-350M shapes in
+// the C++ microbenchmark), and a tile is one 1 KiB load. Every output sums its chunks in order in one
+// accumulator, whatever the number of rows: the result of a row never depends on the others.
+constexpr int64_t kBlockTile = kTileRows * kTileK;   // elements of one packed weight tile
+
+// x rows [m0, m0 + 16) alone: the block's 4 tiles x 1 x tile; prefetching kAhead chunks ahead.
+void packed_one(const uint16_t* wb, const uint16_t* xt, int64_t chunks, float (*sums)[kTileRows * 16],
+                bool prefetch) {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  const uint16_t* w = wb;
+  for (int64_t c = 0; c < chunks; ++c, w += 4 * kBlockTile) {
+    if (prefetch)
+      for (int line = 0; line < 4 * kBlockTile * 2 / 64; ++line)
+        _mm_prefetch(reinterpret_cast<const char*>(w + kAhead * 4 * kBlockTile) + line * 64, _MM_HINT_T0);
+    tile_load<6>(xt + c * kBlockTile, 64);
+    tile_load<4>(w, 64);
+    tile_dpbf16ps<0, 4, 6>();
+    tile_load<5>(w + kBlockTile, 64);
+    tile_dpbf16ps<1, 5, 6>();
+    tile_load<4>(w + 2 * kBlockTile, 64);
+    tile_dpbf16ps<2, 4, 6>();
+    tile_load<5>(w + 3 * kBlockTile, 64);
+    tile_dpbf16ps<3, 5, 6>();
+  }
+  _tile_stored(0, sums[0], 64);
+  _tile_stored(1, sums[1], 64);
+  _tile_stored(2, sums[2], 64);
+  _tile_stored(3, sums[3], 64);
+}
+
+// Many rows (a prefill): the sums of a block for every row of x live in `acc` (fp32 tiles, [m tile][row
+// tile][16 x 16]) and K is walked in panels of kPanel chunks: a panel of half the block (2 weight tiles x 8
+// chunks, 16 KiB) stays in L1 with a pair of x tiles' panel (16 KiB) while every pair passes over it, each
+// tile loaded feeding two products. The sums are stored and reloaded between panels, exactly, so each output
+// still adds its chunks in order, as packed_one does. Measured at 1024 rows (Xeon 4th gen, 2 threads): the
+// gated w1/w3 GEMM as fast as torch's two oneDNN GEMMs; a plain GEMM 0.6-0.9x of oneDNN's (panels of 4, 8, 16
+// or all chunks alike), which is why lfm25_model runs those through torch.
+constexpr int64_t kPanel = 8;
+
+// Half h (weight tiles 2h, 2h + 1) of the block x the x tiles mt, mt + 1, chunks [c0, c1).
+void packed_pair_panel(const uint16_t* wb, const uint16_t* xs, int64_t chunks, int64_t mt, int h, int64_t c0,
+                       int64_t c1, float* acc, bool prefetch) {
+  float* sums[4] = {acc + (mt * 4 + 2 * h) * 256, acc + ((mt + 1) * 4 + 2 * h) * 256,
+                    acc + (mt * 4 + 2 * h + 1) * 256, acc + ((mt + 1) * 4 + 2 * h + 1) * 256};
+  if (c0 == 0) {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+  } else {
+    tile_load<0>(sums[0], 64);
+    tile_load<1>(sums[1], 64);
+    tile_load<2>(sums[2], 64);
+    tile_load<3>(sums[3], 64);
+  }
+  const uint16_t* x0 = xs + mt * chunks * kBlockTile;
+  const uint16_t* x1 = x0 + chunks * kBlockTile;
+  for (int64_t c = c0; c < c1; ++c) {
+    const uint16_t* w = wb + (c * 4 + 2 * h) * kBlockTile;
+    if (prefetch)   // the whole chunk ahead (both halves), on the block's first pass
+      for (int line = 0; line < 4 * kBlockTile * 2 / 64; ++line)
+        _mm_prefetch(reinterpret_cast<const char*>(wb + (c + kAhead) * 4 * kBlockTile) + line * 64, _MM_HINT_T0);
+    tile_load<4>(w, 64);
+    tile_load<6>(x0 + c * kBlockTile, 64);
+    tile_dpbf16ps<0, 4, 6>();
+    tile_load<7>(x1 + c * kBlockTile, 64);
+    tile_dpbf16ps<1, 4, 7>();
+    tile_load<5>(w + kBlockTile, 64);
+    tile_dpbf16ps<2, 5, 6>();
+    tile_dpbf16ps<3, 5, 7>();
+  }
+  _tile_stored(0, sums[0], 64);
+  _tile_stored(1, sums[1], 64);
+  _tile_stored(2, sums[2], 64);
+  _tile_stored(3, sums[3], 64);
+}
+
+void run_packed_blocks(const LinearParams& p, const uint16_t* xs, int64_t b0, int64_t b1) {
+  const int64_t K = p.in_features, chunks = (K + kTileK - 1) / kTileK, m_tiles = (p.rows + 15) / 16;
+  const int outs = p.weight_layout == WeightLayout::kAmxTilesGated ? 2 * kTileRows : 4 * kTileRows;
+  const auto* W = static_cast<const uint16_t*>(p.weight);
+  Scratch<float> acc(m_tiles * 4 * 256);
+  auto tiles_of = [&](int64_t mt) { return reinterpret_cast<float(*)[kTileRows * 16]>(acc.data() + mt * 4 * 256); };
+  configure_tiles();
+  for (int64_t b = b0; b < b1; ++b) {
+    const uint16_t* wb = W + b * chunks * 4 * kBlockTile;
+    const int64_t pairs = m_tiles / 2;
+    for (int h = 0; h < 2 && pairs; ++h)
+      for (int64_t c0 = 0; c0 < chunks; c0 += kPanel)
+        for (int64_t i = 0; i < pairs; ++i)
+          packed_pair_panel(wb, xs, chunks, 2 * i, h, c0, std::min(chunks, c0 + kPanel), acc.data(),
+                            h == 0 && i == 0);
+    if (m_tiles % 2)   // the last x tile alone (a decode step's only one)
+      packed_one(wb, xs + (m_tiles - 1) * chunks * kBlockTile, chunks, tiles_of(m_tiles - 1), pairs == 0);
+    for (int64_t mt = 0; mt < m_tiles; ++mt) store_outputs<4>(p, tiles_of(mt), b * outs, mt * 16);
+  }
+  _tile_release();
+}
+
 Status run(const LinearParams& p) {
   const int64_t M = p.rows, K = p.in_features, N = p.out_features;
   const int64_t chunks = (K + kTileK - 1) / kTileK, m_tiles = (M + 15) / 16;
   const int64_t x_tile = kTileRows * 32;
   Scratch<uint16_t> xs(m_tiles * chunks * x_tile);
-  for (int64_t t = 0; t < m_tiles; ++t) pack_x(p, t * 16, xs.data() + t * chunks * x_tile);
+  parallel_for(m_tiles, p.num_threads, std::max<int64_t>(1, 4096 / std::max<int64_t>(K, 1)), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) pack_x(p, t * 16, xs.data() + t * chunks * x_tile);
+  });
+  if (p.weight_layout != WeightLayout::kRows) {
+    const int outs = p.weight_layout == WeightLayout::kAmxTilesGated ? 2 * kTileRows : 4 * kTileRows;
+    const int64_t grain = std::max<int64_t>(1, (64 << 10) / (4 * kTileRows * chunks * kTileK * 2));
+    parallel_for((N + outs - 1) / outs, p.num_threads, grain,
+                 [&](int64_t b0, int64_t b1) { run_packed_blocks(p, xs.data(), b0, b1); });
+    return Status::kOk;
+  }
   const bool gated = p.gate_weight != nullptr;
   const int R = row_tiles(K);
   const int outs = gated ? R / 2 * kTileRows : R * kTileRows;   // outputs per block

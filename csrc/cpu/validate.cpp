@@ -58,6 +58,15 @@ Status run_gqa_decode(const KernelTable& table, const GqaDecodeParams& p) {
 
 Status run_rms_norm(const KernelTable& table, const RmsNormParams& p) { return table.rms_norm(p); }
 
-Status run_linear(const KernelTable& table, const LinearParams& p) { return table.linear(p); }
+Status run_linear(const KernelTable& table, const LinearParams& p) {
+  if (p.weight_layout != WeightLayout::kRows) {   // packed weights: only the amx table reads them
+#if defined(LFM25_CPU_X86_SIMD)
+    if (table.linear != linear_amx || p.dtype != DType::kBF16) return Status::kUnsupportedLayout;
+#else
+    return Status::kUnsupportedLayout;
+#endif
+  }
+  return table.linear(p);
+}
 
 }  // namespace lfm25::cpu

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -22,7 +23,7 @@ using namespace lfm25;
 
 namespace {
 
-// Binds the fields of a params struct: pointers as integers, DType as int, the rest as they are. Also records
+// Binds the fields of a params struct: pointers as integers, enums (DType, WeightLayout) as int, the rest as they are. Also records
 // the byte offset of every pointer field (the aarch64 test runner patches them after copying the struct).
 template <class P>
 class Fields {
@@ -40,10 +41,10 @@ class Fields {
       cls_.def_property(
           name, [member](const P& p) { return reinterpret_cast<uintptr_t>(p.*member); },
           [member](P& p, uintptr_t v) { p.*member = reinterpret_cast<F>(v); });
-    } else if constexpr (std::is_same_v<F, DType>) {
+    } else if constexpr (std::is_enum_v<F>) {
       cls_.def_property(
           name, [member](const P& p) { return int(p.*member); },
-          [member](P& p, int v) { p.*member = static_cast<DType>(v); });
+          [member](P& p, int v) { p.*member = static_cast<F>(v); });
     } else {
       cls_.def_readwrite(name, member);
     }
@@ -94,6 +95,22 @@ class CpuGraph {
         if ((s = launch()) != Status::kOk) break;
     }
     check(s);
+  }
+
+  // replay() that also times each launch (seconds, steady clock), for profiling a step
+  std::vector<double> replay_timed() const {
+    std::vector<double> seconds(launches_.size());
+    Status s = Status::kOk;
+    {
+      py::gil_scoped_release nogil;
+      for (size_t i = 0; i < launches_.size() && s == Status::kOk; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        s = launches_[i]();
+        seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      }
+    }
+    check(s);
+    return seconds;
   }
 
   size_t size() const { return launches_.size(); }
@@ -203,11 +220,13 @@ PYBIND11_MODULE(_C, m) {
       ("weight_row_stride", &LinearParams::weight_row_stride)("gate_row_stride", &LinearParams::gate_row_stride)
       ("y_row_stride", &LinearParams::y_row_stride)("rows", &LinearParams::rows)
       ("in_features", &LinearParams::in_features)("out_features", &LinearParams::out_features)
-      ("dtype", &LinearParams::dtype)("num_threads", &LinearParams::num_threads);
+      ("dtype", &LinearParams::dtype)("num_threads", &LinearParams::num_threads)
+      ("weight_layout", &LinearParams::weight_layout);
 
   py::class_<CpuGraph> graph(m, "CpuGraph");
   graph.def(py::init<>())
       .def("replay", &CpuGraph::replay, "Run the recorded launches in order (GIL released); stops at the first error.")
+      .def("replay_timed", &CpuGraph::replay_timed, "replay() that returns each launch's time in seconds.")
       .def("__len__", &CpuGraph::size);
   def_cpu<ShortConvParams>(m, graph, "short_conv_cpu", cpu::run_short_conv);
   def_cpu<ShortConvUpdateParams>(m, graph, "short_conv_update_cpu", cpu::run_short_conv_update);

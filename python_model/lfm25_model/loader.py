@@ -95,6 +95,24 @@ def load_safetensors(path: str, cfg: Lfm2Config) -> LazyTensors:
     return tensors
 
 
+def release_pages(t: torch.Tensor) -> None:
+    """Let the kernel drop the resident pages of a tensor read from the checkpoint's memory map, once a copy
+    replaced it (e.g. packed): otherwise they stay mapped and counted in the process's memory until the map
+    closes. Only whole pages inside the tensor; the file is read again if they are touched later. No-op
+    where madvise is unavailable."""
+    import ctypes
+    import mmap
+
+    if not hasattr(mmap, "MADV_DONTNEED") or t.device.type != "cpu":
+        return
+    page = mmap.PAGESIZE
+    start = -(-t.data_ptr() // page) * page
+    end = (t.data_ptr() + t.numel() * t.element_size()) // page * page
+    if end > start:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), mmap.MADV_DONTNEED)
+
+
 def random_weights(cfg: Lfm2Config, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random tensors of the checkpoint's names and shapes (norm weights near 1, matrices ~ N(0, 1/fan_in))."""
     g = torch.Generator().manual_seed(seed)

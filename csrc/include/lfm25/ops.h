@@ -23,6 +23,7 @@ enum class Status : int32_t {
   kBadPosition,        // negative position
   kBadSeqLen,          // seq_lens value outside [0, capacity]
   kBadBlockTable,      // block_table entry outside [0, n_blocks) for a used block
+  kUnsupportedLayout,  // packed weights given to a kernel table that reads rows
   kCudaError,
 };
 
@@ -125,6 +126,13 @@ struct RmsNormParams {
 };
 
 
+// How linear's weights are stored.
+enum class WeightLayout : int32_t {
+  kRows = 0,            // weight (and gate_weight) [N, K], rows at their strides
+  kAmxTiles = 1,        // bf16 packed by lfm25_kernels.pack_weight for the "amx" table (layout in linear_amx.cpp)
+  kAmxTilesGated = 2,   // the same, weight and gate packed together; gate_weight unused
+};
+
 // linear: y[m, n] = sum_k x[m, k] * weight[n, k] (torch.nn.functional.linear without bias), fp32 accumulation,
 // rounded once. With gate_weight: y = silu(g) * u for g = x . gate_weight, u = x . weight, each rounded to the
 // dtype, then silu(g) rounded and the product rounded: the LFM2 SwiGLU input (w1 = gate, w3 = up) exactly as
@@ -138,6 +146,8 @@ struct LinearParams {
   int64_t rows, in_features, out_features;  // M, K, N
   DType dtype;               // x, weights and y
   int32_t num_threads;
+  WeightLayout weight_layout;   // kRows unless weight was packed (then weight_row_stride is unused)
+  int32_t pad_;
 };
 
 }  // namespace lfm25
