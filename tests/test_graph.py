@@ -79,6 +79,22 @@ def test_replay_uses_the_kernel_table_and_threads_of_the_capture():
         assert_equal(y, L.linear(x, w), "portable")
 
 
+def test_profile_replays_and_times_each_launch():
+    static = make_state(2, torch.float32, seed=1)
+    eager = clone(static)
+    x = torch.randn(2, D)
+    graph = L.CpuGraph()
+    with pytest.raises(RuntimeError, match="nothing captured"):
+        graph.profile()
+    with torch.inference_mode(), graph.capture():
+        out = decode_step(x, static)
+    timings = graph.profile()
+    assert [op for op, _ in timings] == ["rms_norm", "linear", "short_conv_update", "linear",
+                                         "qk_norm_rope_append", "gqa_decode", "linear"]
+    assert all(0 < t < 10 for _, t in timings)
+    assert_equal(out, decode_step(x, eager), "profiled replay")
+
+
 def test_bad_index_values_raise_at_replay():
     s = make_state(2, torch.float32, seed=0)
     x = torch.randn(2, D)

@@ -11,6 +11,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 from transformers import Lfm2Config as HfConfig, Lfm2ForCausalLM as HfModel  # noqa: E402
 
+import lfm25_kernels  # noqa: E402
 import lfm25_model.model as model_module  # noqa: E402
 from lfm25_model import Lfm2Config, Lfm2ForCausalLM  # noqa: E402
 
@@ -99,6 +100,59 @@ def test_replayed_decode_steps_equal_eager_steps(tmp_path, monkeypatch, dtype):
     assert torch.equal(logits_replayed, logits_eager)
     assert ours.generate(prompts, 16) == free
     assert ours.generate(prompts, 16, eos_token_id=eos) == replayed
+
+
+@pytest.mark.skipif("amx" not in lfm25_kernels.available_isas(), reason="packed weights run on the amx table")
+@pytest.mark.parametrize("name", ["h160-g5-k4", "h256-g4-k4"])
+def test_packed_bf16_model_equals_the_model_on_rows(tmp_path, name):
+    """bf16 on the amx table packs the projections by default (pack_weight). Up to 64 tokens per call every
+    projection runs our kernel on both sides, which sums in the same order packed or not: equal bit for bit.
+    Past 64 (a prefill), torch's GEMM runs the unpacked weights and our packed GEMM the fused w1/w3."""
+    _, path = make_checkpoint(tmp_path, name, seed=2)
+    packed = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.bfloat16)
+    rows = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.bfloat16, pack_weights=False)
+    assert packed.packed and not rows.packed
+    ids = torch.randint(0, 211, (2, 30), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(packed(ids), rows(ids))
+    prompts = [[5, 17, 42, 9, 100, 3, 77], [8, 21, 7], [150, 4, 4, 60, 2]]
+    assert packed.generate(prompts, 24) == rows.generate(prompts, 24)
+    ids = torch.randint(0, 211, (3, 90), generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(packed(ids), rows(ids), atol=0.05, rtol=0.02)
+    long = [list(range(1, 80)), list(range(3, 50))]
+    assert packed.generate(long, 10) == rows.generate(long, 10)
+
+
+def test_pack_weights_needs_bf16_kernels_on_the_cpu(tmp_path):
+    _, path = make_checkpoint(tmp_path, "h96-g1-k3")
+    with pytest.raises(ValueError, match="pack_weights=True needs"):
+        Lfm2ForCausalLM.from_pretrained(path, dtype=torch.float32, pack_weights=True)
+    with pytest.raises(ValueError, match="pack_weights=True needs"):
+        Lfm2ForCausalLM.from_pretrained(path, backend="reference", dtype=torch.bfloat16, pack_weights=True)
+    assert not Lfm2ForCausalLM.from_pretrained(path, dtype=torch.float32).packed
+
+
+def test_release_pages_lets_go_of_a_mapped_tensor_and_keeps_its_values(tmp_path):
+    """The loader drops the resident pages of each checkpoint tensor it replaced by a packed copy (else the
+    model would hold both until the file's map closes); the file's values come back if read again."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from lfm25_model.loader import release_pages
+
+    def rss_mib():
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+    big = torch.randn(64 << 20 >> 2, generator=torch.Generator().manual_seed(0))    # 64 MiB of fp32
+    small = torch.arange(1000, dtype=torch.float32)
+    save_file({"big": big, "small": small}, str(tmp_path / "t.safetensors"))
+    f = safe_open(str(tmp_path / "t.safetensors"), framework="pt")
+    mapped, neighbour = f.get_tensor("big"), f.get_tensor("small")
+    total = mapped.sum()                                   # every page of it resident now
+    before = rss_mib()
+    release_pages(mapped)
+    assert before - rss_mib() > 48
+    assert torch.equal(mapped.sum(), total) and torch.equal(neighbour, small)
 
 
 def test_generate_reallocates_the_caches_and_keeps_paging(tmp_path):

@@ -1,0 +1,118 @@
+"""pack_weight / PackedWeight: linear on weights packed in AMX tile order (the "amx" CPU table), against
+reference.py, against the same weights as [N, K] rows, and row by row (batch invariance)."""
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import example, given, strategies as st
+
+import lfm25_kernels as L
+from lfm25_kernels import reference as R
+
+from conftest import assert_close, assert_equal
+from test_linear import EDGE_K, operands
+
+pytestmark = pytest.mark.skipif("amx" not in L.available_isas(), reason="packed weights run on the amx table")
+
+
+@given(N=st.integers(1, 150), K=st.sampled_from(EDGE_K) | st.integers(1, 700), gated=st.booleans(),
+       strided=st.booleans(), seed=st.integers(0, 2**16))
+@example(N=4608, K=1024, gated=True, strided=False, seed=0)
+def test_pack_unpack_and_rows_round_trip(N, K, gated, strided, seed):
+    _, w, gw = operands(1, K, N, torch.bfloat16, gated, strided, seed)
+    p = L.pack_weight(w, gw)
+    assert (p.out_features, p.in_features, p.gated, p.shape) == (N, K, gated, torch.Size((N, K)))
+    up, gate = p.unpack()
+    assert_equal(up, w, "unpacked weight")
+    if gated:
+        assert_equal(gate, gw, "unpacked gate")
+    else:
+        assert gate is None
+    index = torch.tensor([0, N - 1, N // 2, N // 3, 0])
+    assert_equal(p.rows(index), w[index], "rows")
+
+
+@given(M=st.integers(1, 70), K=st.sampled_from(EDGE_K) | st.integers(1, 700), N=st.integers(1, 150),
+       gated=st.booleans(), strided=st.booleans(), seed=st.integers(0, 2**16))
+@example(M=8, K=1024, N=200, gated=True, strided=False, seed=0)
+@example(M=33, K=257, N=65, gated=False, strided=True, seed=1)   # a pair of x tiles and one alone, 9 panels
+def test_packed_linear_matches_reference_and_rows(M, K, N, gated, strided, seed):
+    """Against reference.py, and bit for bit against the same weights as rows (K below 2560: both add the
+    chunks of 32 columns in order in one accumulator)."""
+    x, w, gw = operands(M, K, N, torch.bfloat16, gated, strided, seed)
+    with L.cpu_isa("amx"):
+        got = L.linear(x, L.pack_weight(w, gw))
+        rows = L.linear(x, w, gate_weight=gw)
+    assert_close(got, R.linear(x, w, gate_weight=gw), f"y (M={M}, K={K}, N={N}, gated={gated})")
+    assert_equal(got, rows, "packed vs rows")
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_packed_linear_long_rows_and_many_rows(gated):
+    """K = 4608 (LFM2's w2) and a prefill's rows: 3 pairs of x tiles and one alone, panels of K."""
+    x, w, gw = operands(100, 4608 + 13, 70, torch.bfloat16, gated, False, 3)
+    with L.cpu_isa("amx"):
+        got = L.linear(x, L.pack_weight(w, gw))
+    assert_close(got, R.linear(x, w, gate_weight=gw), "y")
+
+
+def test_packed_linear_rows_are_independent_of_batching():
+    """A row's result alone equals its result among 1 to 40 rows (the single-tile and the paired-tile paths)."""
+    for M, K, N, gated, seed in ((40, 1024, 384, False, 1), (37, 1024, 192, True, 2), (9, 300, 100, True, 3)):
+        x, w, gw = operands(M, K, N, torch.bfloat16, gated, False, seed)
+        p = L.pack_weight(w, gw)
+        with L.cpu_isa("amx"):
+            full = L.linear(x, p)
+            for m in range(M):
+                assert_equal(L.linear(x[m:m + 1], p), full[m:m + 1], f"K={K} row {m}")
+            assert_equal(L.linear(x[3:20], p), full[3:20], f"K={K} rows 3..19")
+
+
+def test_packed_linear_keeps_leading_dims_threads_and_graphs():
+    x, w, gw = operands(6, 96, 50, torch.bfloat16, True, False, 4)
+    p = L.pack_weight(w, gw)
+    with L.cpu_isa("amx"):
+        y = L.linear(x, p)
+        assert_equal(L.linear(x.view(2, 3, 96), p), y.view(2, 3, 50), "leading dims")
+        assert L.linear(x[:0], p).shape == (0, 50)
+        threads = torch.get_num_threads()
+        try:
+            torch.set_num_threads(1)
+            assert_equal(L.linear(x, p), y, "1 thread")
+        finally:
+            torch.set_num_threads(threads)
+        graph = L.CpuGraph()
+        xs = torch.zeros_like(x)
+        with graph.capture():
+            out = L.linear(xs, p)
+        xs.copy_(x)
+        graph.replay()
+    assert_equal(out, y, "replayed")
+    assert_equal(torch.ops.lfm25.linear_packed(x, p.data, 50, 96, True), y, "torch.ops.lfm25.linear_packed")
+
+
+def test_packed_linear_errors():
+    x, w, gw = operands(2, 64, 20, torch.bfloat16, True, False, 5)
+    p = L.pack_weight(w, gw)
+    with pytest.raises(ValueError, match="amx CPU table"):
+        with L.cpu_isa("avx512"):
+            L.linear(x, p)
+    with pytest.raises(ValueError, match="amx CPU table"), L.cpu_isa("avx512"):
+        graph = L.CpuGraph()
+        with graph.capture():
+            L.linear(x, p)
+    with pytest.raises(ValueError, match="pack the gate"):
+        L.linear(x, p, gate_weight=gw)
+    with pytest.raises(ValueError, match=r"\[\.\.\., 64\]"):
+        L.linear(x[:, :32], p)
+    with pytest.raises(TypeError, match="bfloat16"):
+        L.linear(x.float(), p)
+    with pytest.raises(TypeError, match="bfloat16"):
+        L.pack_weight(w.float())
+    with pytest.raises(ValueError, match=r"shape \[20, 64\]"):
+        L.pack_weight(w, gw[:, :32])
+    # the kernel itself refuses packed weights on a table that reads rows
+    params = L._C.LinearParams()
+    params.weight_layout = 1
+    with pytest.raises(ValueError, match="amx CPU table"):
+        L._C.linear_cpu(params, "avx512")
