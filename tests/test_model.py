@@ -107,7 +107,7 @@ def test_replayed_decode_steps_equal_eager_steps(tmp_path, monkeypatch, dtype):
 def test_packed_bf16_model_equals_the_model_on_rows(tmp_path, name):
     """bf16 on the amx table packs the projections by default (pack_weight). Up to 64 tokens per call every
     projection runs our kernel on both sides, which sums in the same order packed or not: equal bit for bit.
-    Past 64 (a prefill), torch's GEMM runs the unpacked weights and our packed GEMM the fused w1/w3."""
+    Past 64 (a prefill), the model on rows runs torch's GEMM and the packed one its packed GEMM: close."""
     _, path = make_checkpoint(tmp_path, name, seed=2)
     packed = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.bfloat16)
     rows = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.bfloat16, pack_weights=False)

@@ -281,11 +281,12 @@ void packed_one(const uint16_t* wb, const uint16_t* xt, int64_t chunks, float (*
 // or all chunks alike), which is why lfm25_model runs those through torch.
 constexpr int64_t kPanel = 8;
 
-// Half h (weight tiles 2h, 2h + 1) of the block x the x tiles mt, mt + 1, chunks [c0, c1).
-void packed_pair_panel(const uint16_t* wb, const uint16_t* xs, int64_t chunks, int64_t mt, int h, int64_t c0,
-                       int64_t c1, float* acc, bool prefetch) {
-  float* sums[4] = {acc + (mt * 4 + 2 * h) * 256, acc + ((mt + 1) * 4 + 2 * h) * 256,
-                    acc + (mt * 4 + 2 * h + 1) * 256, acc + ((mt + 1) * 4 + 2 * h + 1) * 256};
+// Half h (weight tiles 2h, 2h + 1) of the block x the x tiles x0 and the next, chunks [c0, c1); acc holds the
+// sums of the two x tiles ([2][4 row tiles][16 x 16]).
+void packed_pair_panel(const uint16_t* wb, const uint16_t* x0, int64_t chunks, int h, int64_t c0, int64_t c1,
+                       float* acc, bool prefetch) {
+  float* sums[4] = {acc + (2 * h) * 256, acc + (4 + 2 * h) * 256, acc + (2 * h + 1) * 256,
+                    acc + (4 + 2 * h + 1) * 256};
   if (c0 == 0) {
     _tile_zero(0);
     _tile_zero(1);
@@ -297,7 +298,6 @@ void packed_pair_panel(const uint16_t* wb, const uint16_t* xs, int64_t chunks, i
     tile_load<2>(sums[2], 64);
     tile_load<3>(sums[3], 64);
   }
-  const uint16_t* x0 = xs + mt * chunks * kBlockTile;
   const uint16_t* x1 = x0 + chunks * kBlockTile;
   for (int64_t c = c0; c < c1; ++c) {
     const uint16_t* w = wb + (c * 4 + 2 * h) * kBlockTile;
@@ -319,24 +319,31 @@ void packed_pair_panel(const uint16_t* wb, const uint16_t* xs, int64_t chunks, i
   _tile_stored(3, sums[3], 64);
 }
 
+// x tiles are taken kGroup at a time (8 x 1 KiB per chunk of K: 256 KiB at K = 1024, in L2) and every block of
+// the thread passes over a group before the next, so x is not read again from L3 for each block.
+constexpr int64_t kGroup = 8;
+
 void run_packed_blocks(const LinearParams& p, const uint16_t* xs, int64_t b0, int64_t b1) {
   const int64_t K = p.in_features, chunks = (K + kTileK - 1) / kTileK, m_tiles = (p.rows + 15) / 16;
   const int outs = p.weight_layout == WeightLayout::kAmxTilesGated ? 2 * kTileRows : 4 * kTileRows;
   const auto* W = static_cast<const uint16_t*>(p.weight);
-  Scratch<float> acc(m_tiles * 4 * 256);
-  auto tiles_of = [&](int64_t mt) { return reinterpret_cast<float(*)[kTileRows * 16]>(acc.data() + mt * 4 * 256); };
+  Scratch<float> acc(kGroup * 4 * 256);
+  auto tiles_of = [&](int64_t i) { return reinterpret_cast<float(*)[kTileRows * 16]>(acc.data() + i * 4 * 256); };
   configure_tiles();
-  for (int64_t b = b0; b < b1; ++b) {
-    const uint16_t* wb = W + b * chunks * 4 * kBlockTile;
-    const int64_t pairs = m_tiles / 2;
-    for (int h = 0; h < 2 && pairs; ++h)
-      for (int64_t c0 = 0; c0 < chunks; c0 += kPanel)
-        for (int64_t i = 0; i < pairs; ++i)
-          packed_pair_panel(wb, xs, chunks, 2 * i, h, c0, std::min(chunks, c0 + kPanel), acc.data(),
-                            h == 0 && i == 0);
-    if (m_tiles % 2)   // the last x tile alone (a decode step's only one)
-      packed_one(wb, xs + (m_tiles - 1) * chunks * kBlockTile, chunks, tiles_of(m_tiles - 1), pairs == 0);
-    for (int64_t mt = 0; mt < m_tiles; ++mt) store_outputs<4>(p, tiles_of(mt), b * outs, mt * 16);
+  for (int64_t g0 = 0; g0 < m_tiles; g0 += kGroup) {
+    const int64_t g1 = std::min(m_tiles, g0 + kGroup), pairs = (g1 - g0) / 2;
+    for (int64_t b = b0; b < b1; ++b) {
+      const uint16_t* wb = W + b * chunks * 4 * kBlockTile;
+      const bool first = g0 == 0;   // the block comes from memory: prefetched on its first pass
+      for (int h = 0; h < 2 && pairs; ++h)
+        for (int64_t c0 = 0; c0 < chunks; c0 += kPanel)
+          for (int64_t i = 0; i < pairs; ++i)
+            packed_pair_panel(wb, xs + (g0 + 2 * i) * chunks * kBlockTile, chunks, h, c0,
+                              std::min(chunks, c0 + kPanel), acc.data() + 2 * i * 4 * 256, first && h == 0 && i == 0);
+      if ((g1 - g0) % 2)   // the last x tile alone (a decode step's only one)
+        packed_one(wb, xs + (g1 - 1) * chunks * kBlockTile, chunks, tiles_of(g1 - 1 - g0), first && pairs == 0);
+      for (int64_t mt = g0; mt < g1; ++mt) store_outputs<4>(p, tiles_of(mt - g0), b * outs, mt * 16);
+    }
   }
   _tile_release();
 }
