@@ -327,21 +327,31 @@ void run_packed_blocks(const LinearParams& p, const uint16_t* xs, int64_t b0, in
   const int64_t K = p.in_features, chunks = (K + kTileK - 1) / kTileK, m_tiles = (p.rows + 15) / 16;
   const int outs = p.weight_layout == WeightLayout::kAmxTilesGated ? 2 * kTileRows : 4 * kTileRows;
   const auto* W = static_cast<const uint16_t*>(p.weight);
+  const int64_t block = chunks * 4 * kBlockTile, block_lines = block * 2 / 64;
   Scratch<float> acc(kGroup * 4 * 256);
   auto tiles_of = [&](int64_t i) { return reinterpret_cast<float(*)[kTileRows * 16]>(acc.data() + i * 4 * 256); };
   configure_tiles();
   for (int64_t g0 = 0; g0 < m_tiles; g0 += kGroup) {
     const int64_t g1 = std::min(m_tiles, g0 + kGroup), pairs = (g1 - g0) / 2;
+    // the next block is prefetched into L2 in slices, one per panel of pairs, so memory and the tile unit
+    // work at the same time (the first block of a group streams with its own prefetches instead)
+    const int64_t panels = (chunks + kPanel - 1) / kPanel, slices = 2 * panels * pairs;
+    const int64_t per_slice = slices ? (block_lines + slices - 1) / slices : 0;
     for (int64_t b = b0; b < b1; ++b) {
-      const uint16_t* wb = W + b * chunks * 4 * kBlockTile;
-      const bool first = g0 == 0;   // the block comes from memory: prefetched on its first pass
+      const uint16_t* wb = W + b * block;
+      const char* next = reinterpret_cast<const char*>(wb + block);
+      int64_t slice = 0;
       for (int h = 0; h < 2 && pairs; ++h)
         for (int64_t c0 = 0; c0 < chunks; c0 += kPanel)
-          for (int64_t i = 0; i < pairs; ++i)
+          for (int64_t i = 0; i < pairs; ++i, ++slice) {
             packed_pair_panel(wb, xs + (g0 + 2 * i) * chunks * kBlockTile, chunks, h, c0,
-                              std::min(chunks, c0 + kPanel), acc.data() + 2 * i * 4 * 256, first && h == 0 && i == 0);
+                              std::min(chunks, c0 + kPanel), acc.data() + 2 * i * 4 * 256, b == b0 && h == 0 && i == 0);
+            if (b + 1 < b1)
+              for (int64_t l = slice * per_slice; l < std::min(block_lines, (slice + 1) * per_slice); ++l)
+                _mm_prefetch(next + l * 64, _MM_HINT_T1);
+          }
       if ((g1 - g0) % 2)   // the last x tile alone (a decode step's only one)
-        packed_one(wb, xs + (g1 - 1) * chunks * kBlockTile, chunks, tiles_of(g1 - 1 - g0), first && pairs == 0);
+        packed_one(wb, xs + (g1 - 1) * chunks * kBlockTile, chunks, tiles_of(g1 - 1 - g0), pairs == 0 || b == b0);
       for (int64_t mt = g0; mt < g1; ++mt) store_outputs<4>(p, tiles_of(mt - g0), b * outs, mt * 16);
     }
   }
