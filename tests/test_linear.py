@@ -106,3 +106,21 @@ def test_linear_gate_saturates_like_torch(backend):
     with backend.context():
         got = L.linear(xd, wd, gate_weight=gd)
     assert_equal(got.cpu(), R.linear(x, w, gate_weight=g), "saturated gates")
+
+
+def test_kernels_run_on_torchs_openmp_team_from_any_thread():
+    """torch's CPU build runs its ops on OpenMP, so our kernels take their threads from the same team (its
+    spinning threads would otherwise share the cores with ours); a call from another Python thread (a team
+    of its own) gives the same result."""
+    import threading
+
+    if "OpenMP" not in torch.__config__.parallel_info():
+        pytest.skip("this torch build does not use OpenMP")
+    assert L._C.parallel_backend() == "openmp"
+    x, w, gw = operands(7, 1000, 200, torch.float32, True, False, 4)
+    want = L.linear(x, w, gate_weight=gw)
+    got = []
+    t = threading.Thread(target=lambda: got.append(L.linear(x, w, gate_weight=gw)))
+    t.start()
+    t.join()
+    assert_equal(got[0], want, "from another thread")

@@ -142,4 +142,6 @@ void parallel_for(int64_t n, int num_threads, int64_t grain,
   pool().run(chunks, chunk);
 }
 
+const char* parallel_backend() { return openmp().parallel ? "openmp" : "pool"; }
+
 }  // namespace lfm25::cpu

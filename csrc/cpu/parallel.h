@@ -1,5 +1,6 @@
-// parallel_for over [0, n) on a persistent pool. The caller passes the thread count (the Python layer sends
-// torch.get_num_threads()), so our kernels never run more threads than torch would: no oversubscription.
+// parallel_for over [0, n) on the process's OpenMP team (torch's) or, without one, a persistent pool of our own
+// (parallel.cpp says why). The caller passes the thread count (the Python layer sends torch.get_num_threads()),
+// so our kernels never run more threads than torch would: no oversubscription.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -11,5 +12,12 @@ namespace lfm25::cpu {
 // call parallel_for from inside fn.
 void parallel_for(int64_t n, int num_threads, int64_t grain,
                   const std::function<void(int64_t, int64_t)>& fn);
+
+}  // namespace lfm25::cpu
+
+namespace lfm25::cpu {
+
+// "openmp" when parallel_for runs on the process's OpenMP team, "pool" on our own threads.
+const char* parallel_backend();
 
 }  // namespace lfm25::cpu

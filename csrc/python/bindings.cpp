@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../cpu/kernels.h"
+#include "../cpu/parallel.h"
 #include "lfm25/ops.h"
 #ifdef LFM25_WITH_CUDA
 #include "lfm25/cuda_ops.h"
@@ -235,6 +236,8 @@ PYBIND11_MODULE(_C, m) {
   def_cpu<RmsNormParams>(m, graph, "rms_norm_cpu", cpu::run_rms_norm);
   def_cpu<LinearParams>(m, graph, "linear_cpu", cpu::run_linear);
 
+  m.def("parallel_backend", [] { return std::string(cpu::parallel_backend()); },
+        "Where the CPU kernels' threads come from: 'openmp' (the process's team, torch's) or 'pool' (our own).");
   m.def("available_isas", [] {
     int n = 0;
     const char* const* names = cpu::available_isas(&n);
