@@ -344,8 +344,9 @@ void run_packed_blocks(const LinearParams& p, const uint16_t* xs, int64_t b0, in
       for (int h = 0; h < 2 && pairs; ++h)
         for (int64_t c0 = 0; c0 < chunks; c0 += kPanel)
           for (int64_t i = 0; i < pairs; ++i, ++slice) {
+            const bool stream = b == b0 && h == 0 && i == 0;   // (prefetching ahead itself)
             packed_pair_panel(wb, xs + (g0 + 2 * i) * chunks * kBlockTile, chunks, h, c0,
-                              std::min(chunks, c0 + kPanel), acc.data() + 2 * i * 4 * 256, b == b0 && h == 0 && i == 0);
+                              std::min(chunks, c0 + kPanel), acc.data() + 2 * i * 4 * 256, stream);
             if (b + 1 < b1)
               for (int64_t l = slice * per_slice; l < std::min(block_lines, (slice + 1) * per_slice); ++l)
                 _mm_prefetch(next + l * 64, _MM_HINT_T1);
@@ -363,7 +364,8 @@ Status run(const LinearParams& p) {
   const int64_t chunks = (K + kTileK - 1) / kTileK, m_tiles = (M + 15) / 16;
   const int64_t x_tile = kTileRows * 32;
   Scratch<uint16_t> xs(m_tiles * chunks * x_tile);
-  parallel_for(m_tiles, p.num_threads, std::max<int64_t>(1, 4096 / std::max<int64_t>(K, 1)), [&](int64_t t0, int64_t t1) {
+  const int64_t pack_grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(K, 1));   // (a decode step: inline)
+  parallel_for(m_tiles, p.num_threads, pack_grain, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) pack_x(p, t * 16, xs.data() + t * chunks * x_tile);
   });
   if (p.weight_layout != WeightLayout::kRows) {
