@@ -269,3 +269,19 @@ def test_cli_generates_from_a_checkpoint_with_its_tokenizer(tmp_path, capsys):
                  "--dtype", "fp32"]) == 0
     out = capsys.readouterr()
     assert "w" in out.out and "decode:" in out.err and "tok/s" in out.err
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_bench_profiles_each_launch_of_the_replayed_step(dtype):
+    from lfm25_model.bench import profile_step
+
+    cfg = Lfm2Config.from_dict(dict(vocab_size=300, hidden_size=128, intermediate_size=384, num_hidden_layers=4,
+                                    num_attention_heads=4, num_key_value_heads=2, conv_L_cache=3, norm_eps=1e-5,
+                                    layer_types=["conv", "full_attention", "conv", "full_attention"],
+                                    max_position_embeddings=256, rope_theta=1e6))
+    table = profile_step(dtype, batches=(1, 3), reps=2, cfg=cfg)
+    rows = {line.split(" | ")[0].strip("| ") for line in table.splitlines()[2:]}
+    assert rows == {"rms_norm", "linear in_proj", "short_conv_update", "linear out_proj", "linear w1/w3", "linear w2",
+                    "linear q/k/v", "qk_norm_rope_append", "gqa_decode", "linear o_proj", "linear lm_head", "step"}
+    step = [line for line in table.splitlines() if line.startswith("| step |")][0]
+    assert all(float(v) > 0 for v in step.strip("| ").split(" | ")[1:])

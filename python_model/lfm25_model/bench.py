@@ -210,6 +210,63 @@ def _run_one(impl, ckpt, device, quick, dtype, prefill_tokens=None) -> list[dict
     return out
 
 
+def profile_step(dtype, batches=(1, 8), reps: int = 10, cfg=None) -> str:
+    """Where a replayed CPU decode step's time goes: each launch of its CpuGraph timed (CpuGraph.profile) over
+    `reps` replays, summed by op (linear split by the projection it computes), medians, random weights of the
+    LFM2.5-350M shapes (or cfg). A markdown table."""
+    import statistics
+
+    from .model import Lfm2ForCausalLM
+
+    model = Lfm2ForCausalLM.random(cfg, dtype=dtype)
+    prompts = lambda B: [[1 + i + j for i in range(16)] for j in range(B)]
+    model.generate(prompts(max(batches)), 2)          # caches for the largest batch, kept for the others
+    for B in batches:
+        model.generate(prompts(B), 2)
+    steps = {key[0]: step for key, step in model._steps.items()}
+    if not steps:
+        raise SystemExit("no captured decode step: the CPU kernels' decode step is captured only on the CPU")
+    times = {B: {} for B in batches}
+    for _ in range(reps):
+        for B in batches:
+            launches = steps[B].graph.profile()
+            ops = [op for op, _ in launches]
+            per = {}
+            for i, (_, t) in enumerate(launches):
+                name = _launch_name(ops, i)
+                per[name] = per.get(name, 0.0) + t
+            per["step"] = sum(per.values())
+            for name, t in per.items():
+                times[B].setdefault(name, []).append(t)
+    lines = ["| launches | " + " | ".join(f"batch {B} (ms)" for B in batches) + " |",
+             "|---|" + "---:|" * len(batches)]
+    for name in times[batches[0]]:
+        lines.append(f"| {name} | " + " | ".join(f"{1e3 * statistics.median(times[B][name]):.2f}" for B in batches)
+                     + " |")
+    return "\n".join(lines)
+
+
+def _launch_name(ops: list[str], i: int) -> str:
+    """Launch i of a decode step's ops: the op, and for linear the weight it reads (from its neighbours)."""
+    op = ops[i]
+    if op != "linear":
+        return op
+    before, after = ops[i - 1] if i else None, ops[i + 1] if i + 1 < len(ops) else None
+    if after is None:
+        return "linear lm_head"
+    if before == "short_conv_update":
+        return "linear out_proj"
+    if after == "short_conv_update":
+        return "linear in_proj"
+    if before == "gqa_decode":
+        return "linear o_proj"
+    if before == "linear" and after == "rms_norm":
+        return "linear w2"
+    if after == "linear" and ops[i + 2] == "rms_norm":
+        return "linear w1/w3"
+    return "linear q/k/v"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m lfm25_model.bench")
     ap.add_argument("--impl", choices=("lfm25", "transformers"), help="run one side on --checkpoint")
@@ -224,9 +281,14 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--prefill-tokens", type=int, default=None, help="prompt length of the prefill timing")
+    ap.add_argument("--profile-step", action="store_true",
+                    help="time each launch of the replayed CPU decode step (batch 1 and 8, --dtype)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.profile_step:
+        print(profile_step(torch.bfloat16 if args.dtype == "bf16" else torch.float32))
+        return
     if args.compare:
         rows = []
         for dt in args.dtypes.split(","):
