@@ -147,7 +147,11 @@ class Lfm2ForCausalLM(nn.Module):
                 if w.gated or rows <= _PACKED_GEMM_MAX_ROWS:
                     return self.ops.linear(x, w)
                 w = w.unpack()[0]
-            return F.linear(x, w) if gate is None else F.silu(F.linear(x, gate)) * F.linear(x, w)
+            if gate is None:
+                return F.linear(x, w)
+            # in place: no new [tokens, FFN width] tensors (fresh memory costs its page faults: 9 vs 18 ms per
+            # layer for 1024 tokens in fp32); the same values as silu(g) * u
+            return F.silu(F.linear(x, gate), inplace=True).mul_(F.linear(x, w))
         return lin
 
     def _qkv(self, i: int, n: Tensor, lin):
