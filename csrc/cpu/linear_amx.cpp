@@ -107,6 +107,20 @@ inline void tile_dpbf16ps() {
   asm volatile("tdpbf16ps %%tmm%c2, %%tmm%c1, %%tmm%c0" ::"i"(Acc), "i"(A), "i"(B));
 }
 
+// The 4 accumulator tiles: zeroed, or written out as 16 x 16 fp32 each.
+inline void zero_accumulators() {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+}
+inline void store_accumulators(float* s0, float* s1, float* s2, float* s3) {
+  _tile_stored(0, s0, 64);
+  _tile_stored(1, s1, 64);
+  _tile_stored(2, s2, 64);
+  _tile_stored(3, s3, 64);
+}
+
 template <class F, int... I>
 inline void unroll(std::integer_sequence<int, I...>, F&& f) {
   (f(Int<I>{}), ...);
@@ -186,10 +200,7 @@ void run_blocks(const LinearParams& p, const uint16_t* xs, int64_t b0, int64_t b
       w[r] = (gate ? G : W) + first[r] * stride[r];
     }
     for (int64_t mt = 0; mt < m_tiles; ++mt) {
-      _tile_zero(0);
-      _tile_zero(1);
-      _tile_zero(2);
-      _tile_zero(3);
+      zero_accumulators();
       const uint16_t* xt = xs + mt * chunks * x_tile;
       for (int64_t c0 = 0; c0 < chunks; c0 += P) {
         // NOTE: a tile instruction takes its tile numbers as immediates, hence the compile-time unrolling
@@ -211,10 +222,7 @@ void run_blocks(const LinearParams& p, const uint16_t* xs, int64_t b0, int64_t b
           });
         });
       }
-      _tile_stored(0, sums[0], 64);
-      _tile_stored(1, sums[1], 64);
-      _tile_stored(2, sums[2], 64);
-      _tile_stored(3, sums[3], 64);
+      store_accumulators(sums[0], sums[1], sums[2], sums[3]);
       if (P > 1)   // the phases of row tile r (accumulators r * P ...), added in order into sums[r]
         for (int r = 0; r < R; ++r)
           for (int e = 0; e < kTileRows * 16; e += 16) {
@@ -247,10 +255,7 @@ constexpr int64_t kBlockTile = kTileRows * kTileK;   // elements of one packed w
 // x rows [m0, m0 + 16) alone: the block's 4 tiles x 1 x tile; prefetching kAhead chunks ahead.
 void packed_one(const uint16_t* wb, const uint16_t* xt, int64_t chunks, float (*sums)[kTileRows * 16],
                 bool prefetch) {
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
+  zero_accumulators();
   const uint16_t* w = wb;
   for (int64_t c = 0; c < chunks; ++c, w += 4 * kBlockTile) {
     if (prefetch)
@@ -266,10 +271,7 @@ void packed_one(const uint16_t* wb, const uint16_t* xt, int64_t chunks, float (*
     tile_load<5>(w + 3 * kBlockTile, 64);
     tile_dpbf16ps<3, 5, 6>();
   }
-  _tile_stored(0, sums[0], 64);
-  _tile_stored(1, sums[1], 64);
-  _tile_stored(2, sums[2], 64);
-  _tile_stored(3, sums[3], 64);
+  store_accumulators(sums[0], sums[1], sums[2], sums[3]);
 }
 
 // Many rows (a prefill): the sums of a block for every row of x live in `acc` (fp32 tiles, [m tile][row
@@ -278,7 +280,8 @@ void packed_one(const uint16_t* wb, const uint16_t* xt, int64_t chunks, float (*
 // tile loaded feeding two products. The sums are stored and reloaded between panels, exactly, so each output
 // still adds its chunks in order, as packed_one does. Measured at 1024 rows (Xeon 4th gen, 2 threads): the
 // gated w1/w3 GEMM as fast as torch's two oneDNN GEMMs; a plain GEMM 0.6-0.9x of oneDNN's (panels of 4, 8, 16
-// or all chunks alike), which is why lfm25_model runs those through torch.
+// or all chunks alike). lfm25_model runs plain packed projections here up to 512 rows and unpacks them for
+// torch's GEMM past that (model.py, _PACKED_GEMM_MAX_ROWS).
 constexpr int64_t kPanel = 8;
 
 // Half h (weight tiles 2h, 2h + 1) of the block x the x tiles x0 and the next, chunks [c0, c1); acc holds the
@@ -288,10 +291,7 @@ void packed_pair_panel(const uint16_t* wb, const uint16_t* x0, int64_t chunks, i
   float* sums[4] = {acc + (2 * h) * 256, acc + (4 + 2 * h) * 256, acc + (2 * h + 1) * 256,
                     acc + (4 + 2 * h + 1) * 256};
   if (c0 == 0) {
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
+    zero_accumulators();
   } else {
     tile_load<0>(sums[0], 64);
     tile_load<1>(sums[1], 64);
@@ -313,10 +313,7 @@ void packed_pair_panel(const uint16_t* wb, const uint16_t* x0, int64_t chunks, i
     tile_dpbf16ps<2, 5, 6>();
     tile_dpbf16ps<3, 5, 7>();
   }
-  _tile_stored(0, sums[0], 64);
-  _tile_stored(1, sums[1], 64);
-  _tile_stored(2, sums[2], 64);
-  _tile_stored(3, sums[3], 64);
+  store_accumulators(sums[0], sums[1], sums[2], sums[3]);
 }
 
 // x tiles are taken kGroup at a time (8 x 1 KiB per chunk of K: 256 KiB at K = 1024, in L2) and every block of
