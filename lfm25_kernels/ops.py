@@ -387,6 +387,9 @@ class PackedWeight:
         tied lm_head."""
         per_block = 2 * _TILE_ROWS if self.gated else 4 * _TILE_ROWS
         index = index.reshape(-1).long()
+        if index.numel() and not (0 <= int(index.min()) and int(index.max()) < self.out_features):
+            raise IndexError(f"PackedWeight.rows: index must be in [0, {self.out_features}), got values from "
+                             f"{int(index.min())} to {int(index.max())}")
         t = self._tiles()
         out = t[index // per_block, (index % per_block) // _TILE_ROWS, index % _TILE_ROWS]   # [n, chunks, 32]
         return out.reshape(index.numel(), -1)[:, :self.in_features]

@@ -111,6 +111,10 @@ def test_packed_linear_errors():
         L.pack_weight(w.float())
     with pytest.raises(ValueError, match=r"shape \[20, 64\]"):
         L.pack_weight(w, gw[:, :32])
+    with pytest.raises(IndexError, match=r"\[0, 20\)"):
+        p.rows(torch.tensor([3, 20]))                     # a padding row of the last block is not a row
+    with pytest.raises(IndexError, match=r"\[0, 20\)"):
+        p.rows(torch.tensor([-1]))
     # the kernel itself refuses packed weights on a table that reads rows
     params = L._C.LinearParams()
     params.weight_layout = 1
