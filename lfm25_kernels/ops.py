@@ -416,31 +416,14 @@ def pack_weight(weight: Tensor, gate_weight: Tensor | None = None) -> PackedWeig
                  last_contiguous=False)
     per_block = 2 * _TILE_ROWS if gate_weight is not None else 4 * _TILE_ROWS
     blocks, chunks = -(-N // per_block), -(-K // _TILE_K)
-    data = torch.zeros(blocks, chunks, 4, _TILE_ROWS, _TILE_K, dtype=torch.bfloat16)
+    data = torch.empty(blocks, chunks, 4, _TILE_ROWS, _TILE_K, dtype=torch.bfloat16)
     tiles = data.permute(0, 2, 3, 1, 4)   # [blocks, 4, 16, chunks, 32]: row tiles x rows by chunks x columns
-
-    def put(w: Tensor, tile0: int, n_tiles: int) -> None:
-        # NOTE: copied in pieces of whole tiles, so a weight whose N and K fill them is never copied twice
-        rows_full, k_full = N // per_block * per_block, K // _TILE_K * _TILE_K
-        part = (slice(None, rows_full // per_block), slice(tile0, tile0 + n_tiles))
-        if rows_full and k_full:
-            full = w[:rows_full, :k_full].reshape(rows_full // per_block, n_tiles, _TILE_ROWS, k_full // _TILE_K,
-                                                  _TILE_K)
-            tiles[part + (slice(None), slice(None, k_full // _TILE_K))].copy_(full)
-        if rows_full < N or k_full < K:   # the edges, through a zero-padded copy of the last block / columns
-            padded = torch.zeros(blocks * per_block, chunks * _TILE_K, dtype=torch.bfloat16)
-            padded[rows_full:N, :K] = w[rows_full:]
-            padded[:rows_full, k_full:K] = w[:rows_full, k_full:]
-            edge = padded.view(blocks, n_tiles, _TILE_ROWS, chunks, _TILE_K)
-            tiles[rows_full // per_block:, tile0:tile0 + n_tiles] = edge[rows_full // per_block:]
-            tiles[:rows_full // per_block, tile0:tile0 + n_tiles, :, k_full // _TILE_K:] = \
-                edge[:rows_full // per_block, :, :, k_full // _TILE_K:]
-
-    if gate_weight is None:
-        put(weight, 0, 4)
-    else:
-        put(weight, 0, 2)
-        put(gate_weight, 2, 2)
+    parts = [weight] if gate_weight is None else [weight, gate_weight]
+    for i, w in enumerate(parts):   # each weight fills 4 / len(parts) row tiles of every block
+        if (blocks * per_block, chunks * _TILE_K) != (N, K):   # zero-padded to whole tiles first
+            w = torch.nn.functional.pad(w, (0, chunks * _TILE_K - K, 0, blocks * per_block - N))
+        n = 4 // len(parts)
+        tiles[:, i * n:(i + 1) * n].copy_(w.reshape(blocks, n, _TILE_ROWS, chunks, _TILE_K))
     return PackedWeight(data, N, K, gate_weight is not None)
 
 
@@ -453,8 +436,8 @@ def linear(x: Tensor, weight: Tensor | PackedWeight, *, gate_weight: Tensor | No
     On the CPU a row's result does not depend on the other rows of the call, bit for bit. The CPU kernel is
     built for the few rows of a decode step (it streams the weights once and is bound by memory bandwidth);
     for hundreds of rows torch's GEMM is faster. On CUDA this is cuBLAS through torch.
-    weight may be a PackedWeight (pack_weight(): bf16, the "amx" table only; its gate is packed with it): then
-    the kernel is as fast for a prefill's rows as for a decode step's.
+    weight may be a PackedWeight (pack_weight(): bf16, the "amx" table only; its gate is packed with it), which
+    streams faster at a decode step's rows and makes the kernel usable for a prefill's (see pack_weight).
     """
     if isinstance(weight, PackedWeight):
         return _linear_packed(x, weight, gate_weight)
