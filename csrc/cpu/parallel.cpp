@@ -77,8 +77,8 @@ Pool& pool() {
   return *p;
 }
 
-// The process's OpenMP runtime, if one is loaded (looked up at each call until found: torch may be imported
-// after our first call).
+// The process's OpenMP runtime, looked up once, at the first parallel call (by then the Python package has
+// imported torch); all null where none is loaded.
 struct OpenMp {
   void (*parallel)(void (*)(void*), void*, unsigned, unsigned) = nullptr;   // GOMP_parallel
   int (*thread_num)() = nullptr;
@@ -87,22 +87,14 @@ struct OpenMp {
 };
 
 const OpenMp& openmp() {
-  static OpenMp found;
-  static std::atomic<bool> done{false};
-  if (done.load(std::memory_order_acquire)) return found;
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lk(mu);
-  if (!found.parallel) {
+  static const OpenMp found = [] {
     OpenMp o;
     o.parallel = reinterpret_cast<decltype(o.parallel)>(dlsym(RTLD_DEFAULT, "GOMP_parallel"));
     o.thread_num = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "omp_get_thread_num"));
     o.num_threads = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "omp_get_num_threads"));
     o.in_parallel = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "omp_in_parallel"));
-    if (o.parallel && o.thread_num && o.num_threads && o.in_parallel) {
-      found = o;
-      done.store(true, std::memory_order_release);
-    }
-  }
+    return o.parallel && o.thread_num && o.num_threads && o.in_parallel ? o : OpenMp{};
+  }();
   return found;
 }
 

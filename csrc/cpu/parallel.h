@@ -13,10 +13,6 @@ namespace lfm25::cpu {
 void parallel_for(int64_t n, int num_threads, int64_t grain,
                   const std::function<void(int64_t, int64_t)>& fn);
 
-}  // namespace lfm25::cpu
-
-namespace lfm25::cpu {
-
 // "openmp" when parallel_for runs on the process's OpenMP team, "pool" on our own threads.
 const char* parallel_backend();
 

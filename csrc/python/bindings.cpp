@@ -24,8 +24,9 @@ using namespace lfm25;
 
 namespace {
 
-// Binds the fields of a params struct: pointers as integers, enums (DType, WeightLayout) as int, the rest as they are. Also records
-// the byte offset of every pointer field (the aarch64 test runner patches them after copying the struct).
+// Binds the fields of a params struct: pointers as integers, enums (DType, WeightLayout) as int, the rest as
+// they are. Also records the byte offset of every pointer field (the aarch64 test runner patches them after
+// copying the struct).
 template <class P>
 class Fields {
  public:
@@ -88,30 +89,22 @@ class CpuGraph {
     launches_.push_back([p, t, run] { return run(*t, p); });
   }
 
-  void replay() const {
-    Status s = Status::kOk;
-    {
-      py::gil_scoped_release nogil;
-      for (const auto& launch : launches_)
-        if ((s = launch()) != Status::kOk) break;
-    }
-    check(s);
-  }
-
-  // replay() that also times each launch (seconds, steady clock), for profiling a step
-  std::vector<double> replay_timed() const {
-    std::vector<double> seconds(launches_.size());
+  // Every launch in order, stopping at the first error; with `seconds`, each launch's time (steady clock).
+  void replay(std::vector<double>* seconds = nullptr) const {
     Status s = Status::kOk;
     {
       py::gil_scoped_release nogil;
       for (size_t i = 0; i < launches_.size() && s == Status::kOk; ++i) {
+        if (!seconds) {
+          s = launches_[i]();
+          continue;
+        }
         const auto t0 = std::chrono::steady_clock::now();
         s = launches_[i]();
-        seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        seconds->push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       }
     }
     check(s);
-    return seconds;
   }
 
   size_t size() const { return launches_.size(); }
@@ -226,8 +219,13 @@ PYBIND11_MODULE(_C, m) {
 
   py::class_<CpuGraph> graph(m, "CpuGraph");
   graph.def(py::init<>())
-      .def("replay", &CpuGraph::replay, "Run the recorded launches in order (GIL released); stops at the first error.")
-      .def("replay_timed", &CpuGraph::replay_timed, "replay() that returns each launch's time in seconds.")
+      .def("replay", [](const CpuGraph& g) { g.replay(); },
+           "Run the recorded launches in order (GIL released); stops at the first error.")
+      .def("replay_timed", [](const CpuGraph& g) {
+             std::vector<double> seconds;
+             g.replay(&seconds);
+             return seconds;
+           }, "replay() that returns each launch's time in seconds.")
       .def("__len__", &CpuGraph::size);
   def_cpu<ShortConvParams>(m, graph, "short_conv_cpu", cpu::run_short_conv);
   def_cpu<ShortConvUpdateParams>(m, graph, "short_conv_update_cpu", cpu::run_short_conv_update);
