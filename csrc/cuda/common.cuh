@@ -1,7 +1,8 @@
 // Shared pieces of the CUDA kernels: storage types and their fp32 conversions (round-to-nearest-even, as the
 // CPU kernels and torch), N-element loads and stores that become 16-byte accesses when the caller proved the
-// alignment, warp reductions, the device properties (read once per device, device.cu), the stream-ordered
-// workspace, and the launch-error check. Launch configurations live in launch.cuh.
+// alignment, warp reductions, the device properties (read once per device, device.cu) and the stream-ordered
+// workspace. The launch macro and the launch configurations live in launch.cuh, the switches that turn runtime
+// values into template arguments in lfm25/static_switch.h (Storage<DT> gives a DType's storage type).
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -128,38 +129,6 @@ const Device& device();
 void* workspace_alloc(size_t bytes, cudaStream_t stream);
 void workspace_free(void* p, cudaStream_t stream);
 
-inline Status launched() { return cudaGetLastError() == cudaSuccess ? Status::kOk : Status::kCudaError; }
-
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 }  // namespace lfm25::cuda
-
-#define LFM25_CUDA_DTYPE_SWITCH(DTYPE_VALUE, NAME, ...)            \
-  [&]() -> ::lfm25::Status {                                        \
-    switch (DTYPE_VALUE) {                                          \
-      case ::lfm25::DType::kF32: {                                  \
-        constexpr ::lfm25::DType NAME = ::lfm25::DType::kF32;       \
-        return __VA_ARGS__();                                       \
-      }                                                             \
-      case ::lfm25::DType::kF16: {                                  \
-        constexpr ::lfm25::DType NAME = ::lfm25::DType::kF16;       \
-        return __VA_ARGS__();                                       \
-      }                                                             \
-      case ::lfm25::DType::kBF16: {                                 \
-        constexpr ::lfm25::DType NAME = ::lfm25::DType::kBF16;      \
-        return __VA_ARGS__();                                       \
-      }                                                             \
-    }                                                               \
-    return ::lfm25::Status::kUnsupportedDType;                      \
-  }()
-
-// A runtime bool as a compile-time constant (the 16-byte path or the element-wise one).
-#define LFM25_BOOL_SWITCH(VALUE, NAME, ...)                         \
-  [&]() -> ::lfm25::Status {                                        \
-    if (VALUE) {                                                    \
-      constexpr bool NAME = true;                                   \
-      return __VA_ARGS__();                                         \
-    }                                                               \
-    constexpr bool NAME = false;                                    \
-    return __VA_ARGS__();                                           \
-  }()

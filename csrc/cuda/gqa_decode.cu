@@ -17,6 +17,7 @@
 #include "common.cuh"
 #include "launch.cuh"
 #include "lfm25/cuda_ops.h"
+#include "lfm25/static_switch.h"
 
 namespace lfm25::cuda {
 namespace {
@@ -46,8 +47,9 @@ struct GqaShape {
   static_assert(P <= 32, "a row must fit a warp");
 };
 
-// Blocks per SM the register budget must allow (65536 / (128 x blocks) registers per thread): GT <= 2 needs
-// ~110, GT = 4 ~165, GT = 8 ~230. Without the minimum, ptxas caps some tiles at 80 registers and spills.
+// Blocks per SM the register budget must allow: 65536 / (128 x blocks) registers per thread, so 128 for
+// GT <= 2, 170 for GT = 4 and the 255 a thread can have for GT = 8 (the q and acc registers grow with GT x V).
+// Without the minimum, ptxas picks a lower cap for some tiles and spills.
 template <int GT> constexpr int kGqaMinBlocks = GT <= 2 ? 4 : GT == 4 ? 3 : 2;
 
 template <DType DT, int HD, int GT, bool kVec>
@@ -252,10 +254,11 @@ Status launch(const GqaDecodeParams& p, cudaStream_t stream) {
     ws = static_cast<float*>(workspace_alloc(bytes, stream));
     if (!ws) n_split = 1;  // no scratch memory: one split per block, still correct
   }
-  gqa_split_kernel<DT, HD, GT, kVec><<<unsigned(units * n_split), kGqaThreads, 0, stream>>>(p, n_split, n_tiles, ws);
-  if (n_split > 1)
-    gqa_combine_kernel<DT, HD><<<gqa_combine_grid(p.batch, p.n_q_heads), 128, 0, stream>>>(p, n_split, ws);
-  const Status s = launched();
+  Status s = LFM25_CUDA_LAUNCH((gqa_split_kernel<DT, HD, GT, kVec>), unsigned(units * n_split), kGqaThreads, 0,
+                              stream, p, n_split, n_tiles, ws);
+  if (s == Status::kOk && n_split > 1)
+    s = LFM25_CUDA_LAUNCH((gqa_combine_kernel<DT, HD>), gqa_combine_grid(p.batch, p.n_q_heads), 128, 0, stream, p,
+                          n_split, ws);
   workspace_free(ws, stream);
   return s;
 }
@@ -280,15 +283,9 @@ Status dispatch(const GqaDecodeParams& p, cudaStream_t stream) {
 Status gqa_decode(const GqaDecodeParams& p, void* stream) {
   if (p.batch <= 0) return Status::kOk;
   if (p.n_kv_heads <= 0 || p.n_q_heads % p.n_kv_heads != 0 || p.block_size <= 0) return Status::kUnsupportedShape;
-  return LFM25_CUDA_DTYPE_SWITCH(p.dtype, DT, [&] {
+  return LFM25_DTYPE_SWITCH(p.dtype, DT, [&] {
     auto s = static_cast<cudaStream_t>(stream);
-    switch (p.head_dim) {
-      case 32: return dispatch<DT, 32>(p, s);
-      case 64: return dispatch<DT, 64>(p, s);
-      case 96: return dispatch<DT, 96>(p, s);
-      case 128: return dispatch<DT, 128>(p, s);
-    }
-    return Status::kUnsupportedShape;
+    return LFM25_HEAD_DIM_SWITCH(p.head_dim, HD, [&] { return dispatch<DT, HD>(p, s); });
   });
 }
 

@@ -1,13 +1,23 @@
-// Every launch configuration of the CUDA kernels, derived in this one place from the sizes known on the host
-// and the device's SM count (read once, device.cu). Nothing here reads index tensors (seq_lens, cu_seqlens,
-// slots): grids depend only on buffer sizes, so a captured CUDA graph replays for any mix of lengths.
+// How the CUDA kernels are launched: the one launch macro, and every launch configuration, derived in this one
+// place from the sizes known on the host and the device's SM count (read once, device.cu). Nothing here reads
+// index tensors (seq_lens, cu_seqlens, slots): grids depend only on buffer sizes, so a captured CUDA graph
+// replays for any mix of lengths.
 //
-// Figures in the comments are for an H100 SXM (132 SMs, 2048 resident threads per SM = 270K threads) and the
-// LFM2.5-350M shapes (D = 1024, Hq = 16, Hkv = 8, d = 64, bf16: 16 bytes = 8 elements per thread access).
+// Worked examples use the LFM2.5-350M shapes (D = 1024, Hq = 16, Hkv = 8, d = 64, bf16: 16 bytes = 8 elements
+// per thread access) and a GPU of 132 SMs with 2048 resident threads each (270K threads).
 #pragma once
 #include <algorithm>
 
 #include "common.cuh"
+
+// Every kernel launch in csrc/cuda goes through this macro, the only triple-chevron launch of the folder, so
+// that a runtime that runs the kernels on the CPU (fibers for the threads of a block) can replace it alone.
+// Arguments: the kernel (in parentheses when its template arguments contain commas), grid, block, dynamic
+// shared memory bytes, stream, then the kernel's arguments. Its value is the launch's Status: kCudaError when
+// cudaGetLastError() reports an error (and clears it), otherwise kOk.
+#define LFM25_CUDA_LAUNCH(KERNEL, GRID, BLOCK, SMEM, STREAM, ...)   \
+  (KERNEL<<<(GRID), (BLOCK), (SMEM), (STREAM)>>>(__VA_ARGS__),       \
+   cudaGetLastError() == cudaSuccess ? ::lfm25::Status::kOk : ::lfm25::Status::kCudaError)
 
 namespace lfm25::cuda {
 
@@ -17,11 +27,11 @@ namespace lfm25::cuda {
 // window rows at the chunk start (L2 hits: the neighbouring chunk just read them).
 // Block: 128 threads along channels when D/V >= 128 (128 x 8 bf16 = all 1024 channels of a token), otherwise
 // 32 or 64 channel threads x 4 or 2 chunks. Chunk length: the largest of 64, 32, 16, 8 tokens that still
-// gives at least half a wave of threads (each thread keeps the 6 16-byte loads of 2 tokens in flight, and at
-// ~118 registers 4 blocks fit an SM: ~48 KiB in flight per SM, above HBM latency x bandwidth).
-// 8 x 4096 tokens, D = 1024 bf16 -> 128 channel threads x 2048 chunks of 16 tokens = 262K
-// threads. Chunks never start inside the first 8 tokens of a sequence except chunk 0, and K-1 <= 3 < 8: only
-// chunk 0 of a sequence ever reads its initial state (see short_conv.cu for why that matters).
+// gives at least half a wave of threads (each thread keeps the 6 16-byte loads of 2 tokens in flight: 48 KiB
+// per SM at 4 resident blocks, which needs at most 128 registers per thread; above HBM latency x bandwidth).
+// 8 x 4096 tokens, D = 1024 bf16 -> 128 channel threads x 2048 chunks of 16 tokens = 262K threads.
+// Chunks never start inside the first 8 tokens of a sequence except chunk 0, and K-1 <= 3 < 8: only chunk 0 of
+// a sequence ever reads its initial state (see short_conv.cu for why that matters).
 // Chunk ids: sequence s owns ids [s + floor(start_s / chunk), ... + max(1, ceil(len_s / chunk))): these
 // ranges are disjoint and ascending for any lengths (1 + floor((a+n)/c) >= floor(a/c) + ceil(n/c)), and the
 // last one ends below n_seq + floor(N / chunk), so the grid covers every chunk of every sequence and the

@@ -11,6 +11,7 @@
 #include "common.cuh"
 #include "launch.cuh"
 #include "lfm25/cuda_ops.h"
+#include "lfm25/static_switch.h"
 
 namespace lfm25::cuda {
 namespace {
@@ -96,8 +97,7 @@ template <DType DT, int HD, bool kVec>
 Status launch(const QkNormRopeAppendParams& p, cudaStream_t stream) {
   constexpr int P = next_pow2(HD / 2 / kVecOf<DT>);
   const unsigned threads = qk_norm_rope_threads(p.n_q_heads + p.n_kv_heads, P);
-  qk_norm_rope_append_kernel<DT, HD, kVec><<<unsigned(p.n_tokens), threads, 0, stream>>>(p);
-  return launched();
+  return LFM25_CUDA_LAUNCH((qk_norm_rope_append_kernel<DT, HD, kVec>), unsigned(p.n_tokens), threads, 0, stream, p);
 }
 
 }  // namespace
@@ -105,7 +105,7 @@ Status launch(const QkNormRopeAppendParams& p, cudaStream_t stream) {
 Status qk_norm_rope_append(const QkNormRopeAppendParams& p, void* stream) {
   if (p.n_tokens <= 0) return Status::kOk;
   if (p.n_q_heads <= 0 || p.n_kv_heads <= 0 || p.block_size <= 0) return Status::kUnsupportedShape;
-  return LFM25_CUDA_DTYPE_SWITCH(p.dtype, DT, [&] {
+  return LFM25_DTYPE_SWITCH(p.dtype, DT, [&] {
     constexpr int V = kVecOf<DT>;
     // 16-byte accesses when every head start is a 16-byte multiple (q_out is allocated contiguous); the norm
     // weights are read with the same width, in their own dtype
@@ -117,13 +117,7 @@ Status qk_norm_rope_append(const QkNormRopeAppendParams& p, void* stream) {
                      p.cache_head_stride % V == 0;
     auto s = static_cast<cudaStream_t>(stream);
     return LFM25_BOOL_SWITCH(vec, kVec, [&] {
-      switch (p.head_dim) {
-        case 32: return launch<DT, 32, kVec>(p, s);
-        case 64: return launch<DT, 64, kVec>(p, s);
-        case 96: return launch<DT, 96, kVec>(p, s);
-        case 128: return launch<DT, 128, kVec>(p, s);
-      }
-      return Status::kUnsupportedShape;
+      return LFM25_HEAD_DIM_SWITCH(p.head_dim, HD, [&] { return launch<DT, HD, kVec>(p, s); });
     });
   });
 }

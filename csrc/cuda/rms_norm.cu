@@ -8,6 +8,7 @@
 #include "common.cuh"
 #include "launch.cuh"
 #include "lfm25/cuda_ops.h"
+#include "lfm25/static_switch.h"
 
 namespace lfm25::cuda {
 namespace {
@@ -97,16 +98,16 @@ Status launch(const RmsNormParams& p, cudaStream_t stream) {
   constexpr int V = kVec ? kVecOf<DT> : 1;
   const RmsNormConfig c = rms_norm_config(p.rows, p.dim / V);
   const bool w_vec = kVec && aligned16(p.weight);
-  if (p.residual) rms_norm_kernel<DT, kVec, true><<<c.grid, c.block, 0, stream>>>(p, w_vec);
-  else rms_norm_kernel<DT, kVec, false><<<c.grid, c.block, 0, stream>>>(p, w_vec);
-  return launched();
+  return LFM25_BOOL_SWITCH(p.residual != nullptr, kResidual, [&] {
+    return LFM25_CUDA_LAUNCH((rms_norm_kernel<DT, kVec, kResidual>), c.grid, c.block, 0, stream, p, w_vec);
+  });
 }
 
 }  // namespace
 
 Status rms_norm(const RmsNormParams& p, void* stream) {
   if (p.rows <= 0 || p.dim <= 0) return Status::kOk;
-  return LFM25_CUDA_DTYPE_SWITCH(p.dtype, DT, [&] {
+  return LFM25_DTYPE_SWITCH(p.dtype, DT, [&] {
     constexpr int V = kVecOf<DT>;
     // 16-byte accesses when every row start is a 16-byte multiple (y and residual_out are contiguous)
     const bool vec = p.dim % V == 0 && aligned16(p.x) && aligned16(p.y) && p.x_row_stride % V == 0 &&

@@ -18,6 +18,7 @@
 #include "conv_common.cuh"
 #include "launch.cuh"
 #include "lfm25/cuda_ops.h"
+#include "lfm25/static_switch.h"
 
 namespace lfm25::cuda {
 namespace {
@@ -156,16 +157,15 @@ Status launch(const ShortConvParams& p, cudaStream_t stream, bool w_vec) {
   const bool packed = p.cu_seqlens != nullptr;
   const int64_t tokens = packed ? p.seqlen : p.batch * p.seqlen;
   const ShortConvConfig c = short_conv_config(device(), ceil_div(p.dim, V), tokens, p.batch, packed, p.seqlen);
-  if (c.grid.x > 0)
-    short_conv_kernel<DT, K, kVec><<<c.grid, c.block, 0, stream>>>(p, c.chunk_shift, c.dense_chunks, w_vec);
-  return launched();
+  return LFM25_CUDA_LAUNCH((short_conv_kernel<DT, K, kVec>), c.grid, c.block, 0, stream, p, c.chunk_shift,
+                           c.dense_chunks, w_vec);
 }
 
 }  // namespace
 
 Status short_conv(const ShortConvParams& p, void* stream) {
   if (p.batch <= 0 || p.dim <= 0) return Status::kOk;
-  return LFM25_CUDA_DTYPE_SWITCH(p.dtype, DT, [&] {
+  return LFM25_DTYPE_SWITCH(p.dtype, DT, [&] {
     constexpr int V = kVecOf<DT>;
     // 16-byte accesses when every row start of bcx, y and the state is a 16-byte multiple
     const bool vec = p.dim % V == 0 && aligned16(p.x) && aligned16(p.y) && p.x_token_stride % V == 0 &&
@@ -174,12 +174,7 @@ Status short_conv(const ShortConvParams& p, void* stream) {
     const bool w_vec = vec && conv_weights_vectorizable(p.weight, p.weight_stride, p.width);
     auto s = static_cast<cudaStream_t>(stream);
     return LFM25_BOOL_SWITCH(vec, kVec, [&] {
-      switch (p.width) {
-        case 2: return launch<DT, 2, kVec>(p, s, w_vec);
-        case 3: return launch<DT, 3, kVec>(p, s, w_vec);
-        case 4: return launch<DT, 4, kVec>(p, s, w_vec);
-      }
-      return Status::kUnsupportedShape;
+      return LFM25_WIDTH_SWITCH(p.width, K, [&] { return launch<DT, K, kVec>(p, s, w_vec); });
     });
   });
 }

@@ -9,6 +9,7 @@
 #include "conv_common.cuh"
 #include "launch.cuh"
 #include "lfm25/cuda_ops.h"
+#include "lfm25/static_switch.h"
 
 namespace lfm25::cuda {
 namespace {
@@ -60,16 +61,15 @@ template <DType DT, int K, bool kVec>
 Status launch(const ShortConvUpdateParams& p, cudaStream_t stream, bool w_vec) {
   constexpr int V = kVec ? kVecOf<DT> : 1;
   const int64_t n_cvec = ceil_div(p.dim, V);
-  short_conv_update_kernel<DT, K, kVec><<<short_conv_update_grid(p.batch, n_cvec), kUpdateThreads, 0, stream>>>(
-      p, n_cvec, w_vec);
-  return launched();
+  return LFM25_CUDA_LAUNCH((short_conv_update_kernel<DT, K, kVec>), short_conv_update_grid(p.batch, n_cvec),
+                           kUpdateThreads, 0, stream, p, n_cvec, w_vec);
 }
 
 }  // namespace
 
 Status short_conv_update(const ShortConvUpdateParams& p, void* stream) {
   if (p.batch <= 0 || p.dim <= 0) return Status::kOk;
-  return LFM25_CUDA_DTYPE_SWITCH(p.dtype, DT, [&] {
+  return LFM25_DTYPE_SWITCH(p.dtype, DT, [&] {
     constexpr int V = kVecOf<DT>;
     const bool vec = p.dim % V == 0 && aligned16(p.x) && aligned16(p.y) && aligned16(p.state) &&
                      p.x_batch_stride % V == 0 && p.y_batch_stride % V == 0 && p.state_slot_stride % V == 0 &&
@@ -77,12 +77,7 @@ Status short_conv_update(const ShortConvUpdateParams& p, void* stream) {
     const bool w_vec = vec && conv_weights_vectorizable(p.weight, p.weight_stride, p.width);
     auto s = static_cast<cudaStream_t>(stream);
     return LFM25_BOOL_SWITCH(vec, kVec, [&] {
-      switch (p.width) {
-        case 2: return launch<DT, 2, kVec>(p, s, w_vec);
-        case 3: return launch<DT, 3, kVec>(p, s, w_vec);
-        case 4: return launch<DT, 4, kVec>(p, s, w_vec);
-      }
-      return Status::kUnsupportedShape;
+      return LFM25_WIDTH_SWITCH(p.width, K, [&] { return launch<DT, K, kVec>(p, s, w_vec); });
     });
   });
 }

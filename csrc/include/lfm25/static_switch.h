@@ -1,5 +1,9 @@
-// Shared by the CPU and CUDA kernels. Turn runtime values that shape the inner loops (dtype, conv width, head_dim) into template arguments.
-// An unsupported value returns the Status naming it instead of calling the body.
+// The one vocabulary of switches of the CPU and CUDA kernels: a runtime value that shapes the inner loops
+// (dtype, conv width, head_dim, a bool such as "16-byte aligned") becomes the constexpr NAME seen by the body,
+// a lambda returning Status. An unsupported value returns the Status naming it instead of calling the body.
+// No CUDA headers: g++ and nvcc both compile it (under nvcc the lambdas are host lambdas, so no
+// --extended-lambda); a CUDA kernel maps the DType NAME to its storage type with Storage<NAME>
+// (csrc/cuda/common.cuh).
 #pragma once
 #include "lfm25/ops.h"
 
@@ -41,4 +45,14 @@
       case 128: { constexpr int NAME = 128; return __VA_ARGS__(); } \
     }                                                               \
     return ::lfm25::Status::kUnsupportedShape;                      \
+  }()
+
+#define LFM25_BOOL_SWITCH(VALUE, NAME, ...)                         \
+  [&]() -> ::lfm25::Status {                                        \
+    if (VALUE) {                                                    \
+      constexpr bool NAME = true;                                   \
+      return __VA_ARGS__();                                         \
+    }                                                               \
+    constexpr bool NAME = false;                                    \
+    return __VA_ARGS__();                                           \
   }()
