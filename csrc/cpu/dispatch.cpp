@@ -1,4 +1,5 @@
-// The one place where a CPU ISA is chosen: a table per ISA, best first, filtered by what this CPU runs.
+// kernel_table and available_isas (kernels.h): the one place where a CPU ISA is chosen. A table per ISA, best
+// first, filtered by what this CPU runs.
 #include <cstdlib>
 #include <cstring>
 #if defined(LFM25_CPU_NEON) && defined(__linux__)
@@ -12,9 +13,21 @@
 namespace lfm25::cpu {
 namespace {
 
-#define LFM25_TABLE(ISA) \
-  KernelTable { #ISA, short_conv_##ISA, short_conv_update_##ISA, qk_norm_rope_append_##ISA, gqa_decode_##ISA, rms_norm_##ISA, \
-              linear_##ISA }
+// The table of the kernels of namespace ISA, one per op in op-list order (KernelTable is generated from the
+// same list).
+#define LFM25_KERNEL_OF(OP, PARAMS, BACKENDS) &OP,
+#define LFM25_TABLE(ISA)                                     \
+  [] {                                                       \
+    using namespace ISA;                                     \
+    return KernelTable{#ISA, LFM25_OPS(LFM25_KERNEL_OF)};    \
+  }()
+
+// `base` under another name, with another linear: the avx512_bf16 and amx tables.
+constexpr KernelTable with_linear(KernelTable base, const char* isa, Status (*linear)(const LinearParams&)) {
+  base.isa = isa;
+  base.linear = linear;
+  return base;
+}
 
 struct Entry {
   KernelTable table;
@@ -29,7 +42,7 @@ bool has_avx512() {
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 }
 bool has_avx512_bf16() { return has_avx512() && __builtin_cpu_supports("avx512bf16"); }
-bool has_amx() { return has_avx512_bf16() && amx_usable(); }
+bool has_amx() { return has_avx512_bf16() && amx::usable(); }
 #endif
 
 #if defined(LFM25_CPU_NEON)
@@ -48,11 +61,9 @@ bool has_bf16() {  // ARMv8.6 BF16 (BFCVT): Graviton3+, Apple M2+, Cortex-A510/A
 
 const Entry kEntries[] = {
 #if defined(LFM25_CPU_X86_SIMD)
-    // the avx512 kernels, except linear in bf16: AMX tiles
-    {KernelTable{"amx", short_conv_avx512, short_conv_update_avx512, qk_norm_rope_append_avx512,
-                 gqa_decode_avx512, rms_norm_avx512, linear_amx}, has_amx},
-    {KernelTable{"avx512_bf16", short_conv_avx512, short_conv_update_avx512, qk_norm_rope_append_avx512,
-                 gqa_decode_avx512, rms_norm_avx512, linear_avx512_bf16}, has_avx512_bf16},
+    // the avx512 kernels, but linear on AMX tiles (bf16) or with VDPBF16PS (bf16)
+    {with_linear(LFM25_TABLE(avx512), "amx", amx::linear), has_amx},
+    {with_linear(LFM25_TABLE(avx512), "avx512_bf16", avx512_bf16::linear), has_avx512_bf16},
     {LFM25_TABLE(avx512), has_avx512},
     {LFM25_TABLE(avx2), has_avx2},
 #endif

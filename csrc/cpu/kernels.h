@@ -1,41 +1,41 @@
-// Every CPU kernel, one line per op per ISA. Each is defined in csrc/cpu/<op>_<isa>.cpp and assumes its
-// index arguments were validated (csrc/cpu/validate.cpp); the dispatch table (dispatch.cpp) picks the ISA.
+// The CPU kernels, declared from the op list (LFM25_OPS, lfm25/ops.h): per ISA namespace one
+// `Status <op>(const <Op>Params&)` per op, the KernelTable type, the index checks and the generic run().
+// A kernel assumes its index arguments were validated; dispatch.cpp picks the table.
 #pragma once
 #include "lfm25/ops.h"
 
 namespace lfm25::cpu {
 
-#define LFM25_DECLARE_CPU_KERNELS(ISA)                                          \
-  Status short_conv_##ISA(const ShortConvParams& p);                            \
-  Status short_conv_update_##ISA(const ShortConvUpdateParams& p);               \
-  Status qk_norm_rope_append_##ISA(const QkNormRopeAppendParams& p);            \
-  Status gqa_decode_##ISA(const GqaDecodeParams& p);                            \
-  Status rms_norm_##ISA(const RmsNormParams& p);                                \
-  Status linear_##ISA(const LinearParams& p);
+#define LFM25_DECLARE_KERNEL(OP, PARAMS, BACKENDS) Status OP(const PARAMS& p);
 
-LFM25_DECLARE_CPU_KERNELS(portable)
+// csrc/cpu/<op>/portable.cpp
+namespace portable { LFM25_OPS(LFM25_DECLARE_KERNEL) }
+
+// csrc/cpu/<op>/simd.cpp, compiled once per SIMD ISA with -DLFM25_SIMD_ISA=<namespace> (csrc/cpu/simd/isa.h)
 #if defined(LFM25_CPU_X86_SIMD)  // set by CMakeLists.txt on x86-64
-LFM25_DECLARE_CPU_KERNELS(avx2)
-LFM25_DECLARE_CPU_KERNELS(avx512)
-Status linear_avx512_bf16(const LinearParams& p);   // the "avx512_bf16" table: avx512 plus VDPBF16PS in linear
-Status linear_amx(const LinearParams& p);           // the "amx" table: avx512 plus AMX tiles in bf16 linear
-bool amx_usable();                                  // the CPU has AMX-BF16 and the OS granted the tile state
+namespace avx2 { LFM25_OPS(LFM25_DECLARE_KERNEL) }
+namespace avx512 { LFM25_OPS(LFM25_DECLARE_KERNEL) }
+namespace avx512_bf16 {
+Status linear(const LinearParams& p);   // csrc/cpu/linear/avx512_bf16.cpp: avx512 plus VDPBF16PS
+}
+namespace amx {
+Status linear(const LinearParams& p);   // csrc/cpu/linear/amx.cpp: avx512 plus AMX tiles in bf16
+bool usable();                          // the CPU has AMX-BF16 and the OS granted the tile state
+}
 #endif
 #if defined(LFM25_CPU_NEON)  // set by CMakeLists.txt on aarch64
-LFM25_DECLARE_CPU_KERNELS(neon)
-LFM25_DECLARE_CPU_KERNELS(neon_bf16)
+namespace neon { LFM25_OPS(LFM25_DECLARE_KERNEL) }
+namespace neon_bf16 { LFM25_OPS(LFM25_DECLARE_KERNEL) }
 #endif
 
-#undef LFM25_DECLARE_CPU_KERNELS
+#undef LFM25_DECLARE_KERNEL
 
+// One kernel per op, and the name of the table ("portable", "avx2", ..., as kernel_table takes it).
 struct KernelTable {
   const char* isa;
-  Status (*short_conv)(const ShortConvParams&);
-  Status (*short_conv_update)(const ShortConvUpdateParams&);
-  Status (*qk_norm_rope_append)(const QkNormRopeAppendParams&);
-  Status (*gqa_decode)(const GqaDecodeParams&);
-  Status (*rms_norm)(const RmsNormParams&);
-  Status (*linear)(const LinearParams&);
+#define LFM25_TABLE_MEMBER(OP, PARAMS, BACKENDS) Status (*OP)(const PARAMS&);
+  LFM25_OPS(LFM25_TABLE_MEMBER)
+#undef LFM25_TABLE_MEMBER
 };
 
 // The table for `isa` ("portable", "avx2", "avx512", "avx512_bf16", "amx", "neon", "neon_bf16"), or the best
@@ -46,12 +46,30 @@ const KernelTable* kernel_table(const char* isa);
 // Names of the tables this CPU can run, best first.
 const char* const* available_isas(int* count);
 
-// Validate index arguments, then run the kernel of `table`.
-Status run_short_conv(const KernelTable& table, const ShortConvParams& p);
-Status run_short_conv_update(const KernelTable& table, const ShortConvUpdateParams& p);
-Status run_qk_norm_rope_append(const KernelTable& table, const QkNormRopeAppendParams& p);
-Status run_gqa_decode(const KernelTable& table, const GqaDecodeParams& p);
-Status run_rms_norm(const KernelTable& table, const RmsNormParams& p);
-Status run_linear(const KernelTable& table, const LinearParams& p);
+// The index-value checks of each op, shared by every ISA (csrc/cpu/<op>/validate.cpp): kOk, or the Status
+// naming the bad index, before any byte is read or written out of bounds. The table is given for the rules
+// that depend on it (packed weights run only on the amx table).
+#define LFM25_DECLARE_VALIDATE(OP, PARAMS, BACKENDS) Status validate(const KernelTable& table, const PARAMS& p);
+LFM25_OPS(LFM25_DECLARE_VALIDATE)
+#undef LFM25_DECLARE_VALIDATE
+
+// Op<Params>: the op a params struct belongs to, its name and its KernelTable member.
+template <class P>
+struct Op;
+#define LFM25_OP_TRAIT(OP, PARAMS, BACKENDS)               \
+  template <>                                              \
+  struct Op<PARAMS> {                                      \
+    static constexpr const char* name = #OP;               \
+    static constexpr auto kernel = &KernelTable::OP;       \
+  };
+LFM25_OPS(LFM25_OP_TRAIT)
+#undef LFM25_OP_TRAIT
+
+// Validate the index arguments, then run the kernel of `table`.
+template <class P>
+Status run(const KernelTable& table, const P& p) {
+  const Status s = validate(table, p);
+  return s == Status::kOk ? (table.*Op<P>::kernel)(p) : s;
+}
 
 }  // namespace lfm25::cpu

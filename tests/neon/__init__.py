@@ -16,12 +16,13 @@ from pathlib import Path
 
 import torch
 
+from lfm25_kernels import _C
+
 ROOT = Path(__file__).resolve().parents[2]
 CXX = os.environ.get("LFM25_AARCH64_CXX", "aarch64-linux-gnu-g++")
 QEMU = os.environ.get("LFM25_QEMU_AARCH64", "qemu-aarch64")
-OPS = {"short_conv": 0, "short_conv_update": 1, "qk_norm_rope_append": 2, "gqa_decode": 3, "rms_norm": 4, "linear": 5}
-OUTPUTS = {"y", "state", "q_out", "k_cache", "v_cache", "out", "residual_out"}   # fields the kernels write
-THREADS = 2                                                                        # exercise the thread pool
+OPS = {op: code for code, op in enumerate(_C.ops)}   # op codes of runner.cpp: the index in the op list
+THREADS = 2                                         # exercise the thread pool
 
 
 def missing_tools() -> list[str]:
@@ -30,7 +31,7 @@ def missing_tools() -> list[str]:
 
 def _sources() -> list[Path]:
     return sorted([ROOT / "tests/neon/runner.cpp", ROOT / "tests/neon/build.sh", ROOT / "csrc/status.cpp",
-                   *(ROOT / "csrc/include/lfm25").glob("*.h"), *(ROOT / "csrc/cpu").glob("*")])
+                   *(ROOT / "csrc/include/lfm25").glob("*.h"), *(ROOT / "csrc/cpu").rglob("*")])
 
 
 _build_lock = threading.Lock()
@@ -76,6 +77,7 @@ class Runner:
     def call(self, isa: str, op: str, params, tensors: dict[str, torch.Tensor]):
         params.num_threads = THREADS
         spans = {name: _span(t) for name, t in tensors.items()}
+        outputs = {name for name, _, writes in type(params).fields if writes}
         with self.lock:
             self._start()
             self.proc.stdin.write(encode(isa, OPS[op], params, tensors))
@@ -88,7 +90,7 @@ class Runner:
             text = read(mlen).decode()
             for name, (addr, n) in spans.items():
                 data = read(n)
-                if name in OUTPUTS and n:
+                if name in outputs and n:
                     ctypes.memmove(addr, data, n)
         if status != 0:
             raise ValueError(text)

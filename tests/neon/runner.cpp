@@ -2,13 +2,16 @@
 // launches sent by tests/neon/__init__.py over stdin/stdout, through the same validation and dispatch table
 // as the Python module.
 //
-// Request:  u32 op (255: read and answer without running a kernel), u32 isa length, isa bytes, u32 params size, params bytes, u32 buffer count, then per buffer
+// Request:  u32 op (the index in the op list LFM25_OPS; 255: read and answer without running a kernel),
+//           u32 isa length, isa bytes, u32 params size, params bytes, u32 buffer count, then per buffer
 //           u32 field offset, u64 pointer offset into the buffer, u64 length, bytes.
-// Response: i32 status (-1: the ISA is not available on this CPU), u32 message length, message, then every buffer's bytes (length as sent).
+// Response: i32 status (-1: the ISA is not available on this CPU), u32 message length, message, then every
+//           buffer's bytes (length as sent).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -27,16 +30,30 @@ template <class T> T read_value() {
   return v;
 }
 
+void respond(int32_t code, const std::string& msg, const std::vector<std::vector<unsigned char>>& buffers) {
+  const uint32_t len = uint32_t(msg.size());
+  write_all(&code, sizeof code);
+  write_all(&len, sizeof len);
+  write_all(msg.data(), msg.size());
+  for (auto& buf : buffers) write_all(buf.data(), buf.size() - 64);
+  std::fflush(stdout);
+}
+
 template <class P>
-Status run(Status (*fn)(const cpu::KernelTable&, const P&), const cpu::KernelTable& table, const std::string& bytes) {
+Status run(const cpu::KernelTable& table, const std::string& bytes) {
   if (bytes.size() != sizeof(P)) {
     std::fprintf(stderr, "runner: params of %zu bytes, expected %zu\n", bytes.size(), sizeof(P));
     std::exit(2);
   }
   P p;
   std::memcpy(&p, bytes.data(), sizeof p);
-  return fn(table, p);
+  return cpu::run(table, p);
 }
+
+// Op code i runs op i of the op list (tests/neon/__init__.py numbers them from lfm25_kernels._C.ops).
+#define LFM25_RUN_OP(OP, PARAMS, BACKENDS) run<PARAMS>,
+constexpr Status (*kRunOp[])(const cpu::KernelTable&, const std::string&) = {LFM25_OPS(LFM25_RUN_OP)};
+constexpr uint32_t kNoKernel = 255;   // everything but the kernel: the baseline of bench/neon_insn.py
 
 }  // namespace
 
@@ -58,35 +75,17 @@ int main() {
       std::memcpy(params.data() + field, &ptr, sizeof ptr);   // point the field at our copy
     }
     const cpu::KernelTable* table = cpu::kernel_table(isa.c_str());
-    Status s = Status::kUnsupportedShape;
     if (!table) {  // answer, so the tests can check the run-time ISA detection
-      const int32_t code = -1;
-      const std::string msg = "ISA '" + isa + "' is not available on this CPU";
-      const uint32_t len = uint32_t(msg.size());
-      write_all(&code, sizeof code);
-      write_all(&len, sizeof len);
-      write_all(msg.data(), msg.size());
-      for (auto& buf : buffers) write_all(buf.data(), buf.size() - 64);
-      std::fflush(stdout);
+      respond(-1, "ISA '" + isa + "' is not available on this CPU", buffers);
       continue;
     }
-    switch (op) {
-      case 0: s = run<ShortConvParams>(cpu::run_short_conv, *table, params); break;
-      case 1: s = run<ShortConvUpdateParams>(cpu::run_short_conv_update, *table, params); break;
-      case 2: s = run<QkNormRopeAppendParams>(cpu::run_qk_norm_rope_append, *table, params); break;
-      case 3: s = run<GqaDecodeParams>(cpu::run_gqa_decode, *table, params); break;
-      case 4: s = run<RmsNormParams>(cpu::run_rms_norm, *table, params); break;
-      case 5: s = run<LinearParams>(cpu::run_linear, *table, params); break;
-      case 255: s = Status::kOk; break;   // everything but the kernel: the baseline of bench/neon_insn.py
-      default: std::fprintf(stderr, "runner: unknown op %u\n", op); std::exit(2);
+    Status s = Status::kOk;
+    if (op < std::size(kRunOp)) {
+      s = kRunOp[op](*table, params);
+    } else if (op != kNoKernel) {
+      std::fprintf(stderr, "runner: unknown op %u\n", op);
+      std::exit(2);
     }
-    const int32_t code = int32_t(s);
-    const std::string msg = status_message(s);
-    const uint32_t len = uint32_t(msg.size());
-    write_all(&code, sizeof code);
-    write_all(&len, sizeof len);
-    write_all(msg.data(), msg.size());
-    for (auto& buf : buffers) write_all(buf.data(), buf.size() - 64);
-    std::fflush(stdout);
+    respond(int32_t(s), status_message(s), buffers);
   }
 }

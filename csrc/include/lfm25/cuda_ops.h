@@ -1,15 +1,14 @@
-// CUDA entry points, one per op (csrc/cuda/<op>.cu). `stream` is a cudaStream_t. They launch asynchronously,
-// never synchronise with the host and never read index tensors on the host: an out-of-range index is skipped
-// on the device (treated as padding), never dereferenced.
+// CUDA entry points, declared from the op list: `Status <op>(const <Op>Params& p, void* stream)` in
+// lfm25::cuda for every op whose backends column says cuda, defined in csrc/cuda/<op>.cu. `stream` is a
+// cudaStream_t. They launch asynchronously, never synchronise with the host and never read index tensors on
+// the host: an out-of-range index is skipped on the device (treated as padding), never dereferenced.
 #pragma once
 #include "lfm25/ops.h"
 
 namespace lfm25::cuda {
 
-Status short_conv(const ShortConvParams& p, void* stream);
-Status short_conv_update(const ShortConvUpdateParams& p, void* stream);
-Status qk_norm_rope_append(const QkNormRopeAppendParams& p, void* stream);
-Status gqa_decode(const GqaDecodeParams& p, void* stream);
-Status rms_norm(const RmsNormParams& p, void* stream);
+#define LFM25_DECLARE_CUDA_KERNEL(OP, PARAMS, BACKENDS) LFM25_IF_CUDA(BACKENDS, Status OP(const PARAMS& p, void* stream);)
+LFM25_OPS(LFM25_DECLARE_CUDA_KERNEL)
+#undef LFM25_DECLARE_CUDA_KERNEL
 
 }  // namespace lfm25::cuda

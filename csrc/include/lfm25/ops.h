@@ -1,5 +1,7 @@
-// lfm25 kernel API: one plain params struct per op (raw pointers, sizes, strides in elements) -> Status.
-// Nothing here knows torch or Python. Shapes and semantics: DESIGN.md section 2.
+// lfm25 kernel API: one plain params struct per op (raw pointers, sizes, strides in elements) -> Status, and
+// THE OP LIST (LFM25_OPS, at the end), from which the kernel tables, the CUDA entry points, the Python bindings
+// and the aarch64 test runner are generated. Nothing here knows torch or Python. Shapes and semantics:
+// docs/DESIGN.md section 3.
 //
 // Layout rule shared by every op: the last dimension of every tensor is contiguous; the other strides are
 // given explicitly, so views of a projection output need no copy. Index tensors are int32.
@@ -29,107 +31,120 @@ enum class Status : int32_t {
 
 const char* status_message(Status s);
 
+// A params struct is written once, as a field list FIELDS(F) that calls F(type, name) per field in layout
+// order. LFM25_DEFINE_PARAMS declares the fields and `visit_fields(v)`, which calls v("name", &Struct::name)
+// for each (the Python bindings are generated from it); the _PADDED form adds a trailing `int32_t pad_`, not
+// a field, where the 32-bit values would otherwise end unpaired.
+#define LFM25_PARAMS_MEMBER(TYPE, NAME) TYPE NAME;
+#define LFM25_PARAMS_VISIT(TYPE, NAME) v(#NAME, &Self::NAME);
+#define LFM25_PARAMS_BODY(STRUCT, FIELDS) \
+  FIELDS(LFM25_PARAMS_MEMBER)             \
+  template <class V>                      \
+  static void visit_fields(V&& v) {       \
+    using Self = STRUCT;                  \
+    FIELDS(LFM25_PARAMS_VISIT)            \
+  }
+#define LFM25_DEFINE_PARAMS(STRUCT, FIELDS) struct STRUCT { LFM25_PARAMS_BODY(STRUCT, FIELDS) };
+#define LFM25_DEFINE_PADDED_PARAMS(STRUCT, FIELDS) struct STRUCT { LFM25_PARAMS_BODY(STRUCT, FIELDS) int32_t pad_; };
+
 // short_conv (prefill): y = C * conv_K(B * X), conv state read/written per sequence.
 // bcx [B, T, 3D] dense (cu_seqlens == nullptr) or [N, 3D] packed; y has the same leading dims, width D.
-struct ShortConvParams {
-  const void* x;            // bcx; columns [0,D) = B, [D,2D) = C, [2D,3D) = X
-  void* y;                  // gated output
-  const void* weight;       // [D, K]
-  void* state;              // [S, K-1, D] or nullptr
-  const int32_t* cu_seqlens;         // [n_seq+1] or nullptr (dense)
-  const int32_t* state_indices;      // [n_seq] or nullptr (slot i for sequence i)
-  const uint8_t* has_initial_state;  // [n_seq] bool or nullptr (all true)
-  int64_t x_batch_stride, x_token_stride;
-  int64_t y_batch_stride, y_token_stride;
-  int64_t weight_stride;    // between channels; taps contiguous
-  int64_t state_slot_stride, state_row_stride;
-  int64_t batch;            // dense: B; packed: number of sequences
-  int64_t seqlen;           // dense: T; packed: N (total tokens)
-  int64_t dim;              // D
-  int64_t width;            // K in 2..4
-  int64_t n_slots;          // S
-  DType dtype;              // bcx, y, state
-  DType weight_dtype;       // dtype or kF32
-  int32_t num_threads;
-  int32_t pad_;
-};
+#define LFM25_SHORT_CONV_FIELDS(F)                                                           \
+  F(const void*, x)                    /* bcx; columns [0,D) = B, [D,2D) = C, [2D,3D) = X */ \
+  F(void*, y)                          /* gated output */                                    \
+  F(const void*, weight)               /* [D, K] */                                          \
+  F(void*, state)                      /* [S, K-1, D] or nullptr */                          \
+  F(const int32_t*, cu_seqlens)        /* [n_seq+1] or nullptr (dense) */                    \
+  F(const int32_t*, state_indices)     /* [n_seq] or nullptr (slot i for sequence i) */      \
+  F(const uint8_t*, has_initial_state) /* [n_seq] bool or nullptr (all true) */              \
+  F(int64_t, x_batch_stride) F(int64_t, x_token_stride)                                      \
+  F(int64_t, y_batch_stride) F(int64_t, y_token_stride)                                      \
+  F(int64_t, weight_stride)            /* between channels; taps contiguous */               \
+  F(int64_t, state_slot_stride) F(int64_t, state_row_stride)                                 \
+  F(int64_t, batch)                    /* dense: B; packed: number of sequences */           \
+  F(int64_t, seqlen)                   /* dense: T; packed: N (total tokens) */              \
+  F(int64_t, dim)                      /* D */                                               \
+  F(int64_t, width)                    /* K in 2..4 */                                       \
+  F(int64_t, n_slots)                  /* S */                                               \
+  F(DType, dtype)                      /* bcx, y, state */                                   \
+  F(DType, weight_dtype)               /* dtype or kF32 */                                   \
+  F(int32_t, num_threads)
+LFM25_DEFINE_PADDED_PARAMS(ShortConvParams, LFM25_SHORT_CONV_FIELDS)
 
 // short_conv_update (decode): one token per sequence, state shifted by one row in place.
-struct ShortConvUpdateParams {
-  const void* x;            // [B, 3D]
-  void* y;                  // [B, D]
-  const void* weight;       // [D, K]
-  void* state;              // [S, K-1, D]
-  const int32_t* state_indices;  // [B] or nullptr
-  int64_t x_batch_stride, y_batch_stride, weight_stride;
-  int64_t state_slot_stride, state_row_stride;
-  int64_t batch, dim, width, n_slots;
-  DType dtype, weight_dtype;
-  int32_t num_threads;
-  int32_t pad_;
-};
+#define LFM25_SHORT_CONV_UPDATE_FIELDS(F)                                         \
+  F(const void*, x)                /* [B, 3D] */                                  \
+  F(void*, y)                      /* [B, D] */                                   \
+  F(const void*, weight)           /* [D, K] */                                   \
+  F(void*, state)                  /* [S, K-1, D] */                              \
+  F(const int32_t*, state_indices) /* [B] or nullptr */                           \
+  F(int64_t, x_batch_stride) F(int64_t, y_batch_stride) F(int64_t, weight_stride) \
+  F(int64_t, state_slot_stride) F(int64_t, state_row_stride)                      \
+  F(int64_t, batch) F(int64_t, dim) F(int64_t, width) F(int64_t, n_slots)         \
+  F(DType, dtype) F(DType, weight_dtype)                                          \
+  F(int32_t, num_threads)
+LFM25_DEFINE_PADDED_PARAMS(ShortConvUpdateParams, LFM25_SHORT_CONV_UPDATE_FIELDS)
 
 // qk_norm_rope_append: q_out = rope(rmsnorm(q)); k_cache/v_cache[slot] = rope(rmsnorm(k)), v.
 // Caches [n_blocks, block_size, Hkv, d]; slot = block * block_size + offset (contiguous caches: block = batch row).
-struct QkNormRopeAppendParams {
-  const void* q;  const void* k;  const void* v;   // [N, H, d]
-  void* q_out;                                      // [N, Hq, d] contiguous
-  const void* q_norm_weight; const void* k_norm_weight;  // [d]
-  const float* inv_freq;        // [d/2] RoPE inverse frequencies, computed by the caller exactly as transformers
-                                // does (fp32 theta^(-2j/d)), so the angles match it bit for bit
-  const int32_t* positions;     // [N]
-  const int32_t* slot_mapping;  // [N], -1 = do not write
-  void* k_cache; void* v_cache;
-  int64_t q_token_stride, q_head_stride;
-  int64_t k_token_stride, k_head_stride;
-  int64_t v_token_stride, v_head_stride;
-  int64_t cache_block_stride, cache_token_stride, cache_head_stride;  // same for k_cache and v_cache
-  int64_t n_tokens, n_q_heads, n_kv_heads, head_dim;
-  int64_t n_blocks, block_size;
-  double eps;
-  DType dtype, weight_dtype;
-  int32_t num_threads;
-  int32_t pad_;
-};
+#define LFM25_QK_NORM_ROPE_APPEND_FIELDS(F)                                                               \
+  F(const void*, q) F(const void*, k) F(const void*, v)       /* [N, H, d] */                             \
+  F(void*, q_out)                                             /* [N, Hq, d] contiguous */                 \
+  F(const void*, q_norm_weight) F(const void*, k_norm_weight) /* [d] */                                   \
+  F(const float*, inv_freq)       /* [d/2] RoPE inverse frequencies, computed by the caller exactly as */ \
+                                  /* transformers does (fp32 theta^(-2j/d)), so the angles match it */    \
+                                  /* bit for bit */                                                       \
+  F(const int32_t*, positions)    /* [N] */                                                               \
+  F(const int32_t*, slot_mapping) /* [N], -1 = do not write */                                            \
+  F(void*, k_cache) F(void*, v_cache)                                                                     \
+  F(int64_t, q_token_stride) F(int64_t, q_head_stride)                                                    \
+  F(int64_t, k_token_stride) F(int64_t, k_head_stride)                                                    \
+  F(int64_t, v_token_stride) F(int64_t, v_head_stride)                                                    \
+  F(int64_t, cache_block_stride) F(int64_t, cache_token_stride)                                           \
+  F(int64_t, cache_head_stride)   /* same for k_cache and v_cache */                                      \
+  F(int64_t, n_tokens) F(int64_t, n_q_heads) F(int64_t, n_kv_heads) F(int64_t, head_dim)                  \
+  F(int64_t, n_blocks) F(int64_t, block_size)                                                             \
+  F(double, eps)                                                                                          \
+  F(DType, dtype) F(DType, weight_dtype)                                                                  \
+  F(int32_t, num_threads)
+LFM25_DEFINE_PADDED_PARAMS(QkNormRopeAppendParams, LFM25_QK_NORM_ROPE_APPEND_FIELDS)
 
 // gqa_decode: out[b, h] = softmax(scale * q[b, h] . K[b, h/G]^T) V[b, h/G] over seq_lens[b] cached tokens.
 // block_table == nullptr: contiguous cache, sequence b owns block b and block_size = L_max.
-struct GqaDecodeParams {
-  const void* q;                // [B, Hq, d]
-  void* out;                    // [B, Hq, d] contiguous
-  const void* k_cache; const void* v_cache;
-  const int32_t* seq_lens;      // [B]
-  const int32_t* block_table;   // [B, max_blocks] or nullptr
-  int64_t q_batch_stride, q_head_stride;
-  int64_t cache_block_stride, cache_token_stride, cache_head_stride;
-  int64_t block_table_stride;
-  int64_t batch, n_q_heads, n_kv_heads, head_dim;
-  int64_t n_blocks, block_size, max_blocks;
-  double scale;
-  DType dtype;
-  int32_t num_threads;
-};
+#define LFM25_GQA_DECODE_FIELDS(F)                                                            \
+  F(const void*, q)                /* [B, Hq, d] */                                           \
+  F(void*, out)                    /* [B, Hq, d] contiguous */                                \
+  F(const void*, k_cache) F(const void*, v_cache)                                             \
+  F(const int32_t*, seq_lens)      /* [B] */                                                  \
+  F(const int32_t*, block_table)   /* [B, max_blocks] or nullptr */                           \
+  F(int64_t, q_batch_stride) F(int64_t, q_head_stride)                                        \
+  F(int64_t, cache_block_stride) F(int64_t, cache_token_stride) F(int64_t, cache_head_stride) \
+  F(int64_t, block_table_stride)                                                              \
+  F(int64_t, batch) F(int64_t, n_q_heads) F(int64_t, n_kv_heads) F(int64_t, head_dim)         \
+  F(int64_t, n_blocks) F(int64_t, block_size) F(int64_t, max_blocks)                          \
+  F(double, scale)                                                                            \
+  F(DType, dtype)                                                                             \
+  F(int32_t, num_threads)
+LFM25_DEFINE_PARAMS(GqaDecodeParams, LFM25_GQA_DECODE_FIELDS)
 
 // rms_norm: y = w * x / rms(x); with residual: h = x + residual (rounded), y = w * h / rms(h), residual_out = h.
-struct RmsNormParams {
-  const void* x;             // [M, D]
-  const void* residual;      // [M, D] or nullptr
-  void* y;                   // [M, D] contiguous
-  void* residual_out;        // [M, D] contiguous, when residual is given
-  const void* weight;        // [D]
-  int64_t x_row_stride, residual_row_stride;
-  int64_t rows, dim;
-  double eps;
-  DType dtype, weight_dtype;
-  int32_t num_threads;
-  int32_t pad_;
-};
-
+#define LFM25_RMS_NORM_FIELDS(F)                                                \
+  F(const void*, x)             /* [M, D] */                                    \
+  F(const void*, residual)      /* [M, D] or nullptr */                         \
+  F(void*, y)                   /* [M, D] contiguous */                         \
+  F(void*, residual_out)        /* [M, D] contiguous, when residual is given */ \
+  F(const void*, weight)        /* [D] */                                       \
+  F(int64_t, x_row_stride) F(int64_t, residual_row_stride)                      \
+  F(int64_t, rows) F(int64_t, dim)                                              \
+  F(double, eps)                                                                \
+  F(DType, dtype) F(DType, weight_dtype)                                        \
+  F(int32_t, num_threads)
+LFM25_DEFINE_PADDED_PARAMS(RmsNormParams, LFM25_RMS_NORM_FIELDS)
 
 // How linear's weights are stored.
 enum class WeightLayout : int32_t {
   kRows = 0,            // weight (and gate_weight) [N, K], rows at their strides
-  kAmxTiles = 1,        // bf16 packed by lfm25_kernels.pack_weight for the "amx" table (layout in linear_amx.cpp)
+  kAmxTiles = 1,        // bf16 packed by lfm25_kernels.pack_weight for the "amx" table (layout in linear/amx.cpp)
   kAmxTilesGated = 2,   // the same, weight and gate packed together; gate_weight unused
 };
 
@@ -137,17 +152,31 @@ enum class WeightLayout : int32_t {
 // rounded once. With gate_weight: y = silu(g) * u for g = x . gate_weight, u = x . weight, each rounded to the
 // dtype, then silu(g) rounded and the product rounded: the LFM2 SwiGLU input (w1 = gate, w3 = up) exactly as
 // torch's eager ops round it. Built for the few rows of a decode step; weights are read once per call.
-struct LinearParams {
-  const void* x;             // [M, K]
-  const void* weight;        // [N, K]
-  const void* gate_weight;   // [N, K] or nullptr
-  void* y;                   // [M, N]
-  int64_t x_row_stride, weight_row_stride, gate_row_stride, y_row_stride;
-  int64_t rows, in_features, out_features;  // M, K, N
-  DType dtype;               // x, weights and y
-  int32_t num_threads;
-  WeightLayout weight_layout;   // kRows unless weight was packed (then weight_row_stride is unused)
-  int32_t pad_;
-};
+#define LFM25_LINEAR_FIELDS(F)                                                                                \
+  F(const void*, x)              /* [M, K] */                                                                 \
+  F(const void*, weight)         /* [N, K] */                                                                 \
+  F(const void*, gate_weight)    /* [N, K] or nullptr */                                                      \
+  F(void*, y)                    /* [M, N] */                                                                 \
+  F(int64_t, x_row_stride) F(int64_t, weight_row_stride) F(int64_t, gate_row_stride) F(int64_t, y_row_stride) \
+  F(int64_t, rows) F(int64_t, in_features) F(int64_t, out_features) /* M, K, N */                             \
+  F(DType, dtype)                /* x, weights and y */                                                       \
+  F(int32_t, num_threads)                                                                                     \
+  F(WeightLayout, weight_layout) /* kRows unless weight was packed (then weight_row_stride is unused) */
+LFM25_DEFINE_PADDED_PARAMS(LinearParams, LFM25_LINEAR_FIELDS)
+
+// THE OP LIST: X(op, Params, backends) per op. backends is `cuda` where csrc/cuda/<op>.cu has a kernel as
+// well as the CPU, `cpu` where the op is CPU only (linear: on CUDA, torch's cuBLAS GEMM serves).
+#define LFM25_OPS(X)                                   \
+  X(short_conv, ShortConvParams, cuda)                 \
+  X(short_conv_update, ShortConvUpdateParams, cuda)    \
+  X(qk_norm_rope_append, QkNormRopeAppendParams, cuda) \
+  X(gqa_decode, GqaDecodeParams, cuda)                 \
+  X(rms_norm, RmsNormParams, cuda)                     \
+  X(linear, LinearParams, cpu)
+
+// LFM25_IF_CUDA(backends, code...): the code for an op with a CUDA kernel, nothing for a CPU-only op.
+#define LFM25_IF_CUDA(BACKENDS, ...) LFM25_IF_CUDA_##BACKENDS(__VA_ARGS__)
+#define LFM25_IF_CUDA_cuda(...) __VA_ARGS__
+#define LFM25_IF_CUDA_cpu(...)
 
 }  // namespace lfm25
