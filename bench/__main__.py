@@ -2,9 +2,12 @@
 roofline measured in the same run and against the PyTorch reference; then the end-to-end model.
 
   python -m bench                       all LFM2.5-350M shapes, bf16, this machine's devices
-  python -m bench --quick               one case per op (< 2 minutes on a 2-core CPU)
+  python -m bench --quick               one case per op, short timings, a small end-to-end run
   python -m bench --ops gqa_decode --dtype bf16,fp32 --device cpu --tier sweep
-Results: a table on the terminal, JSON lines appended to bench/results/<device>.jsonl, a PNG chart.
+  python -m bench --device cuda --no-e2e --results-dir DIR      the CUDA kernels, cold and graph-replayed
+Each op is timed by bench/timing.py: the median of cold runs (inputs rotated on the CPU, L2 flushed on a GPU);
+on a GPU also per call in a replayed CUDA graph of back-to-back calls (graph_us). The end-to-end part is
+bench/e2e.py. Results: a table on the terminal, JSON lines appended to bench/results/<device>.jsonl, a PNG chart.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from . import env, timing
 from .backends import backends
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+GRAPH_CALLS = 20                 # calls per replayed CUDA graph
 
 
 def parse(argv):
@@ -62,6 +66,10 @@ def run_case(case: C.Case, device: str, copy_bw: float, quick: bool, all_isas: b
                          median_us=t.median_s * 1e6, p10_us=t.p10_s * 1e6, p90_us=t.p90_s * 1e6, runs=t.runs,
                          bytes=nbytes, gbps=nbytes / t.median_s / 1e9, copy_fraction=nbytes / t.median_s / copy_bw,
                          copy_same_bytes_us=copy_same.median_s * 1e6))
+        if device == "cuda" and name != "reference":
+            g = timing.time_fn(fns[:1], device, min_runs=3 if slow else 5, max_runs=10 if slow else 50,
+                               budget_s=budget, warmup=1, graph_calls=GRAPH_CALLS)
+            rows[-1]["graph_us"] = g.median_s * 1e6 if g else None      # None: the calls cannot be captured
     ref = next(r for r in rows if r["backend"] == "reference")
     for r in rows:
         r["speedup_vs_reference"] = ref["median_us"] / r["median_us"]
@@ -71,12 +79,15 @@ def run_case(case: C.Case, device: str, copy_bw: float, quick: bool, all_isas: b
 def print_table(rows: list[dict], header: dict):
     print(f"\n{header['device']}: {header.get('gpu', header['cpu'])} | {header['threads']} threads | copy "
           f"{header['copy_gbps']:.1f} GB/s | torch {header['torch']} | commit {header['commit']}")
-    fmt = "{:<20} {:<26} {:<5} {:<26} {:>11} {:>7} {:>8} {:>7} {:>9}"
-    print(fmt.format("op", "case", "dtype", "backend", "median us", "+-%", "GB/s", "copy%", "vs ref"))
+    graphs = any("graph_us" in r for r in rows)
+    fmt = "{:<20} {:<26} {:<5} {:<26} {:>11} {:>7} {:>8} {:>7} {:>9}" + (" {:>10}" if graphs else "")
+    print(fmt.format("op", "case", "dtype", "backend", "median us", "+-%", "GB/s", "copy%", "vs ref", "graph us"))
     for r in rows:
+        g = r.get("graph_us")
         print(fmt.format(r["op"], r["case"], r["dtype"], r["backend"], f"{r['median_us']:.1f}",
                          f"{100 * (r['p90_us'] - r['p10_us']) / 2 / r['median_us']:.0f}", f"{r['gbps']:.1f}",
-                         f"{100 * r['copy_fraction']:.0f}%", f"{r['speedup_vs_reference']:.1f}x"))
+                         f"{100 * r['copy_fraction']:.0f}%", f"{r['speedup_vs_reference']:.1f}x",
+                         "-" if g is None else f"{g:.1f}"))
 
 
 def main(argv=None) -> int:
@@ -111,10 +122,13 @@ def main(argv=None) -> int:
 
     e2e_rows = []
     if not args.no_e2e:
-        from . import e2e
-
-        e2e_rows = e2e.run(device, quick=args.quick)
-        e2e.print_table(e2e_rows)
+        try:
+            from . import e2e
+        except ImportError as e:
+            print(f"\nend-to-end: not run ({e})")
+        else:
+            e2e_rows = e2e.compare(device, quick=args.quick)
+            e2e.print_table(e2e_rows)
 
     os.makedirs(args.results_dir, exist_ok=True)
     name = header.get("gpu", header["cpu"]) if device == "cuda" else "cpu-" + header["cpu"]

@@ -1,6 +1,7 @@
 """What each op can be run with on this machine: our kernels, the PyTorch reference, and the software people
-use today (torch SDPA everywhere; causal-conv1d and flash-attn on a GPU when importable). Each backend turns
-a set of inputs into a zero-argument callable."""
+use today (on every device: torch SDPA with grouped heads, the unfused torch ops of the conv mixer and the torch
+SwiGLU; on a GPU when importable: causal-conv1d and flash-attn). Each backend turns a set of inputs into a
+zero-argument callable."""
 from __future__ import annotations
 
 import importlib.util
@@ -33,16 +34,42 @@ def _sdpa_decode(kw):
     return lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
 
 
+def _gated(kw, conv):
+    """The unfused path serving engines use: the gates in torch around conv(u), u = B * X viewed [B, D, T]."""
+    bcx, D = kw["bcx"], kw["weight"].shape[0]
+
+    def run():
+        b, c, x = bcx.split(D, dim=-1)
+        return c * conv((b * x).transpose(1, 2)).transpose(1, 2)
+    return run
+
+
 def _causal_conv1d(kw):
     from causal_conv1d import causal_conv1d_fn
 
-    bcx, w = kw["bcx"], kw["weight"]
-    D = w.shape[0]
+    w = kw["weight"]
+    return _gated(kw, lambda u: causal_conv1d_fn(u, w.to(u.dtype)))
 
-    def run():  # the unfused path serving engines use: gates in torch around the conv kernel
+
+def _torch_conv(kw):
+    # NOTE: a depthwise F.conv1d over zero padding: the initial conv state is neither read nor written
+    w = kw["weight"]
+    D, K = w.shape
+    T = kw["bcx"].shape[1]
+    return _gated(kw, lambda u: F.conv1d(u, w.unsqueeze(1), padding=K - 1, groups=D)[..., :T])
+
+
+def _torch_conv_update(kw):
+    bcx, w, state, idx = kw["bcx"], kw["weight"], kw["conv_state"], kw.get("state_indices")
+    D = w.shape[0]
+    rows = slice(None) if idx is None else idx.long()
+
+    def run():  # gather the states, gates, the K-tap conv in fp32, scatter the shifted window back
         b, c, x = bcx.split(D, dim=-1)
-        u = (b * x).transpose(1, 2)                            # channel-last view [B, D, T]
-        return c * causal_conv1d_fn(u, w.to(u.dtype)).transpose(1, 2)
+        window = torch.cat([state[rows], (b * x).unsqueeze(1)], dim=1)          # [B, K, D]
+        y = c * (window.float() * w.float().t()).sum(1).to(bcx.dtype)
+        state[rows] = window[:, 1:]
+        return y
     return run
 
 
@@ -60,6 +87,16 @@ def _torch_linear(kw):
     return lambda: F.silu(F.linear(x, g)) * F.linear(x, w)    # transformers' Lfm2MLP, eager
 
 
+# The software people use today, per op: (name, make, None on every device or the module it needs on a GPU)
+BASELINES = {
+    "short_conv": [("torch unfused", _torch_conv, None),
+                   ("causal-conv1d + torch gates", _causal_conv1d, "causal_conv1d")],
+    "short_conv_update": [("torch unfused", _torch_conv_update, None)],
+    "gqa_decode": [("torch sdpa", _sdpa_decode, None), ("flash-attn", _flash_attn_decode, "flash_attn")],
+    "linear": [("torch F.linear", _torch_linear, None)],
+}
+
+
 def backends(op: str, device: str, all_isas: bool = False) -> dict[str, Callable]:
     """name -> make(inputs) -> callable, for the backends available for `op` on `device`."""
     out: dict[str, Callable] = {"reference": lambda kw: (lambda: getattr(R, op)(**kw))}
@@ -70,12 +107,7 @@ def backends(op: str, device: str, all_isas: bool = False) -> dict[str, Callable
             out[f"lfm25 ({isa})"] = _ours(op, isa)
     elif L.cuda_available():
         out["lfm25 (cuda)"] = _ours(op, None)
-    if op == "gqa_decode":
-        out["torch sdpa"] = _sdpa_decode
-        if device == "cuda" and importlib.util.find_spec("flash_attn"):
-            out["flash-attn"] = _flash_attn_decode
-    if op == "linear":
-        out["torch F.linear"] = _torch_linear
-    if op == "short_conv" and device == "cuda" and importlib.util.find_spec("causal_conv1d"):
-        out["causal-conv1d + torch gates"] = _causal_conv1d
+    for name, make, gpu_module in BASELINES.get(op, ()):
+        if gpu_module is None or device == "cuda" and importlib.util.find_spec(gpu_module):
+            out[name] = make
     return out

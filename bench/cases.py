@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-# LFM2.5-350M (DESIGN.md section 1)
+# LFM2.5-350M (docs/DESIGN.md section 1)
 LFM25_350M = dict(hidden=1024, conv_width=3, n_q_heads=16, n_kv_heads=8, head_dim=64, layers=16,
                   attention_layers=(2, 5, 8, 10, 12, 14), ffn=4608, vocab=65536, rope_theta=1e6, eps=1e-5)
 
@@ -42,13 +42,15 @@ def _lfm2_cases(dtype: str) -> list[Case]:
     for B in (1, 8, 64, 256, 512):
         out.append(Case("short_conv_update", f"decode batch {B}", dtype, dict(B=B, D=D, K=K),
                         "quick" if B == 64 else "lfm2"))
-    for N in (1, 64, 4096):
+    out.append(Case("short_conv_update", "decode batch 256, state indices", dtype,
+                    dict(B=256, D=D, K=K, indexed=True)))
+    for N in (1, 64, 256, 4096):
         out.append(Case("qk_norm_rope_append", f"{N} tokens", dtype, dict(N=N, Hq=Hq, Hkv=Hkv, d=d, L=8192),
                         "quick" if N == 64 else "lfm2"))
-    for B, L in ((1, 128), (1, 4096), (8, 4096), (64, 4096), (1, 32768), (64, 1024), (512, 128)):
+    for B, L in ((1, 128), (1, 4096), (8, 4096), (64, 4096), (1, 32768), (64, 1024), (256, 512), (512, 128)):
         out.append(Case("gqa_decode", f"batch {B} x {L} cached", dtype, dict(B=B, L=L, Hq=Hq, Hkv=Hkv, d=d),
                         "quick" if (B, L) == (8, 4096) else "lfm2"))
-    for M in (1, 64, 4096):
+    for M in (1, 64, 256, 4096):
         out.append(Case("rms_norm", f"{M} rows + residual", dtype, dict(M=M, D=D, residual=True),
                         "quick" if M == 4096 else "lfm2"))
     F, V = LFM25_350M["ffn"], LFM25_350M["vocab"]
@@ -93,9 +95,10 @@ def make_inputs(case: Case, device="cpu", seed: int = 0) -> dict:
     if case.op == "short_conv":
         return dict(bcx=rnd(s["B"], s["T"], 3 * s["D"]), weight=rnd(s["D"], s["K"], scale=0.5),
                     conv_state=rnd(s["B"], s["K"] - 1, s["D"]))
-    if case.op == "short_conv_update":
+    if case.op == "short_conv_update":     # indexed: the state rows in a random order, as a server's batch
         return dict(bcx=rnd(s["B"], 3 * s["D"]), weight=rnd(s["D"], s["K"], scale=0.5),
-                    conv_state=rnd(s["B"], s["K"] - 1, s["D"]))
+                    conv_state=rnd(s["B"], s["K"] - 1, s["D"]),
+                    state_indices=i32(torch.randperm(s["B"], generator=g)) if s.get("indexed") else None)
     if case.op == "qk_norm_rope_append":
         N, L = s["N"], s["L"]
         qkv = rnd(N, (s["Hq"] + 2 * s["Hkv"]) * s["d"])

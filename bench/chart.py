@@ -7,8 +7,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-COLORS = {"reference": "#9e9e9e", "torch sdpa": "#8d6e63", "causal-conv1d + torch gates": "#8d6e63",
-          "flash-attn": "#a1887f"}
+COLORS = {"reference": "#9e9e9e", "torch sdpa": "#8d6e63", "torch unfused": "#8d6e63", "torch F.linear": "#8d6e63",
+          "causal-conv1d + torch gates": "#8d6e63", "flash-attn": "#a1887f"}
 
 
 def _color(backend: str) -> str:

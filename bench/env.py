@@ -42,6 +42,7 @@ def describe(device: str) -> dict:
                 cpu_isa=L.default_isa())
     if device == "cuda":
         info["gpu"] = torch.cuda.get_device_name()
+        info["sms"] = torch.cuda.get_device_properties(0).multi_processor_count
         info["cuda"] = torch.version.cuda
     try:
         import transformers

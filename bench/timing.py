@@ -1,5 +1,12 @@
-"""Timers and the copy roofline: median and spread of timed runs after warm-up, inputs rotated so that each
-run starts from memory rather than cache (CPU) or with L2 flushed (GPU, CUDA events)."""
+"""Timers and the copy roofline, for the op benchmark and the end-to-end one (docs/DESIGN.md section 8).
+
+time_fn times a rotation of prepared calls and gives the median and spread after warm-up:
+  CPU          the wall clock; inputs rotated so that each run starts from memory rather than cache
+  CUDA, cold   CUDA events around single launches, the L2 flushed before each
+  CUDA, graph  graph_calls=N: a CUDA graph of N back-to-back calls replayed, per call (warm L2, no launch gaps:
+               the regime of a decode loop)
+  wall=True    the wall clock between device synchronisations, on any device (a call that waits on the host)
+Stamps times a stream of events (the tokens of each decode step) by the gaps between them."""
 from __future__ import annotations
 
 import statistics
@@ -9,7 +16,8 @@ from typing import Callable
 
 import torch
 
-CPU_CACHE_BYTES = 256 << 20      # rotate inputs until a round touches more than this (L3: 32 to 105 MiB here)
+CPU_CACHE_BYTES = 256 << 20      # rotate inputs until a round touches more than this (larger than the L3)
+L2_FLUSH_BYTES = 512 << 20       # written before each cold CUDA launch: larger than any L2
 
 
 @dataclass
@@ -18,6 +26,7 @@ class Timing:
     p10_s: float
     p90_s: float
     runs: int
+    min_s: float
 
     @property
     def spread(self) -> float:
@@ -25,38 +34,96 @@ class Timing:
         return (self.p90_s - self.p10_s) / self.median_s if self.median_s > 0 else 0.0
 
 
-def _summary(ts: list[float]) -> Timing:
+def summarize(ts: list[float]) -> Timing:
     ts = sorted(ts)
     q = lambda f: ts[min(len(ts) - 1, int(f * (len(ts) - 1) + 0.5))]
-    return Timing(statistics.median(ts), q(0.1), q(0.9), len(ts))
+    return Timing(statistics.median(ts), q(0.1), q(0.9), len(ts), ts[0])
 
 
 def time_fn(fns: list[Callable[[], object]], device: str, *, min_runs: int = 5, max_runs: int = 50,
-            budget_s: float = 1.0, warmup: int = 2) -> Timing:
-    """Time fns[i % len(fns)]() (a rotation of prepared input sets) until budget_s or max_runs."""
+            budget_s: float = 1.0, warmup: int = 2, graph_calls: int = 0, wall: bool = False) -> Timing | None:
+    """Time fns[i % len(fns)]() (a rotation of prepared input sets) until budget_s or max_runs (see the module
+    docstring for the clocks). With graph_calls, fns[0] only; None when its calls cannot be captured."""
+    if graph_calls and (device != "cuda" or wall):
+        raise ValueError(f"time_fn: graph_calls needs device 'cuda' and wall=False, got {device!r}, wall={wall}")
     for i in range(warmup):
         fns[i % len(fns)]()
+    if device != "cuda" or wall:
+        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+        deadline = time.perf_counter() + budget_s
+
+        def host(i: int) -> float:
+            sync()
+            t0 = time.perf_counter()
+            fns[i % len(fns)]()
+            sync()
+            return time.perf_counter() - t0
+        return _repeat(host, min_runs, max_runs, lambda ts: time.perf_counter() < deadline)
+    if graph_calls:
+        graph = _capture(fns[0], graph_calls)
+        if graph is None:
+            return None
+        return _repeat(lambda i: _event_time(graph.replay) / graph_calls, min_runs, max_runs,
+                       lambda ts: sum(ts) * graph_calls < budget_s)
+    flush = torch.empty(L2_FLUSH_BYTES, dtype=torch.uint8, device="cuda")
+
+    def cold(i: int) -> float:
+        flush.random_(0, 255)
+        return _event_time(fns[i % len(fns)])
+    return _repeat(cold, min_runs, max_runs, lambda ts: sum(ts) < budget_s)
+
+
+def _repeat(run: Callable[[int], float], min_runs: int, max_runs: int,
+            time_left: Callable[[list[float]], bool]) -> Timing:
     ts: list[float] = []
-    if device == "cuda":
-        flush = torch.empty(512 << 20, dtype=torch.uint8, device="cuda")   # larger than any L2
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        total = 0.0
-        while len(ts) < max_runs and (len(ts) < min_runs or total < budget_s):
-            flush.random_(0, 255)
-            start.record()
-            fns[len(ts) % len(fns)]()
-            end.record()
-            end.synchronize()
-            ts.append(start.elapsed_time(end) / 1e3)
-            total += ts[-1]
-        return _summary(ts)
-    t_end = time.perf_counter() + budget_s
-    while len(ts) < max_runs and (len(ts) < min_runs or time.perf_counter() < t_end):
-        fn = fns[len(ts) % len(fns)]
-        t0 = time.perf_counter()
+    while len(ts) < max_runs and (len(ts) < min_runs or time_left(ts)):
+        ts.append(run(len(ts)))
+    return summarize(ts)
+
+
+def _event_time(fn: Callable[[], object]) -> float:
+    """Seconds between CUDA events recorded on the current stream before and after fn()."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1e3
+
+
+def _capture(fn: Callable[[], object], calls: int):
+    """A torch.cuda.CUDAGraph of `calls` calls of fn, replayed once; None when fn cannot be captured (a torch
+    baseline that synchronises with the host, for example)."""
+    side = torch.cuda.Stream()              # warm-up on a side stream, as torch.cuda.graph requires
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
         fn()
-        ts.append(time.perf_counter() - t0)
-    return _summary(ts)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(graph):
+            for _ in range(calls):
+                fn()
+    except RuntimeError:
+        return None
+    graph.replay()
+    torch.cuda.synchronize()
+    return graph
+
+
+class Stamps:
+    """Host-clock stamps of a stream of events; call it as each event happens (a decode step's tokens out)."""
+
+    def __init__(self):
+        self.stamps: list[float] = []
+
+    def __call__(self):
+        self.stamps.append(time.perf_counter())
+
+    def gaps(self, n: int) -> Timing:
+        """The last n gaps between consecutive stamps."""
+        last = self.stamps[-n - 1:]
+        return summarize([b - a for a, b in zip(last, last[1:])])
 
 
 def rotations(nbytes: int, device: str) -> int:

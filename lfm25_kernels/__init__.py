@@ -1,15 +1,19 @@
 """lfm25-kernels: fused CPU and CUDA kernels for Liquid AI's LFM2 / LFM2.5 models.
 
-Ops (DESIGN.md section 2): short_conv, short_conv_update, qk_norm_rope_append, gqa_decode, rms_norm, and
+Ops (docs/DESIGN.md section 3): short_conv, short_conv_update, qk_norm_rope_append, gqa_decode, rms_norm, and
 linear (the projections of a CPU decode step, optionally with LFM2's SwiGLU gate fused in; pack_weight packs its
-weights for the AMX table). Each
-is also registered as torch.ops.lfm25.<name>. `reference` holds the PyTorch reference of each.
-CpuGraph records the CPU launches of a block of op calls once and replays them in one call.
+weights for the AMX table). Each is also registered as torch.ops.lfm25.<name> for torch.compile. `reference`
+holds the PyTorch reference of each.
+Projection decides which kernel a model's projection runs for a call's rows on this machine. CpuGraph records
+the CPU launches of a block of op calls once and replays them in one call; Graphed does so for a function, once
+per input shapes.
 """
-from . import _C, _library, reference  # noqa: F401  (_library registers torch.ops.lfm25.*)
-from .graph import CpuGraph
-from .ops import (PackedWeight, cpu_isa, gqa_decode, linear, pack_weight, qk_norm_rope_append, rms_norm, short_conv,
+from . import _C, ops, reference
+from ._launch import cpu_isa
+from .graph import CaptureError, CpuGraph, Graphed
+from .ops import (PackedWeight, gqa_decode, linear, pack_weight, qk_norm_rope_append, rms_norm, short_conv,
                   short_conv_update)
+from .projection import Projection
 
 __version__ = "0.1.0"
 
@@ -32,5 +36,5 @@ def cuda_available() -> bool:
 
 
 __all__ = ["short_conv", "short_conv_update", "qk_norm_rope_append", "gqa_decode", "rms_norm", "linear", "pack_weight",
-           "PackedWeight", "reference", "CpuGraph",
+           "PackedWeight", "Projection", "CpuGraph", "Graphed", "CaptureError", "ops", "reference",
            "cpu_isa", "available_isas", "default_isa", "cuda_available"]

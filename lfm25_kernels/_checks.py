@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+HEAD_DIMS = (32, 64, 96, 128)   # the head sizes the attention kernels are compiled for
 
 
 class Checker:
@@ -48,6 +49,28 @@ class Checker:
         return self.tensor(name, t, ndim=1, dtype=dtype, device=device,
                            shape=None if length is None else (length,), contiguous=True)
 
+    def weight_dtype(self, name: str, t: Tensor, dtype: torch.dtype) -> None:
+        """A weight in the activations' dtype or in fp32 (the kernels read both)."""
+        if t.dtype not in (dtype, torch.float32):
+            self.fail(name, f"of dtype {dtype} or torch.float32", t.dtype, TypeError)
+
     def value(self, name: str, ok: bool, expected: str, got):
         if not ok:
             self.fail(name, expected, got)
+
+
+def check_query(c: Checker, q) -> None:
+    """q [N, Hq, d] with d a head size the attention kernels are compiled for."""
+    c.tensor("q", q, ndim=3, dtype=FLOAT_DTYPES)
+    c.value("q", q.shape[2] in HEAD_DIMS, f"of head_dim in {HEAD_DIMS}", q.shape[2])
+
+
+def check_groups(c: Checker, Hq: int, Hkv: int) -> None:
+    c.value("q", Hkv > 0 and Hq % Hkv == 0, f"of a head count that is a multiple of the {Hkv} KV heads", Hq)
+
+
+def check_v_cache(c: Checker, v_cache, k_cache: Tensor) -> None:
+    """v_cache shaped and strided like k_cache."""
+    c.tensor("v_cache", v_cache, ndim=4, dtype=k_cache.dtype, device=k_cache.device, shape=tuple(k_cache.shape))
+    c.value("v_cache", v_cache.stride() == k_cache.stride(), f"strided like k_cache {k_cache.stride()}",
+            v_cache.stride())

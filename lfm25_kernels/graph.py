@@ -1,7 +1,8 @@
-"""CpuGraph: the CPU launches of a block of op calls, recorded once and replayed in one call.
+"""CpuGraph: the CPU launches of a block of op calls, recorded once and replayed in one call; Graphed: a
+function of tensors captured once per input shapes and replayed.
 
-The CPU analogue of a CUDA graph, for a decode step whose Python (argument checks, output allocation, about
-50 us per op call) would otherwise cost as much as a few of its kernels:
+The CPU analogue of a CUDA graph, for a decode step whose Python (argument checks, output allocation: tens of
+microseconds per op call) would otherwise cost as much as a few of its kernels:
 
     graph = CpuGraph()
     with graph.capture():
@@ -17,18 +18,20 @@ are rewritten by each replay. Index values (state indices, positions, slots, seq
 are checked again at every replay, as in an eager call.
 
 What is not replayed: anything but lfm25_kernels ops. A torch operation that computes inside the capture
-would run once, at capture time, so capture() raises on one (allocations and views are fine). Only CPU
-tensors; on CUDA use torch.cuda.CUDAGraph.
+would run once, at capture time, so capture() raises CaptureError on one (allocations and views are fine).
+Only CPU tensors; on CUDA use torch.cuda.CUDAGraph.
 """
 from __future__ import annotations
 
 import contextlib
+from typing import Callable
 
 import torch
 from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from . import _C, ops
+from . import _C
+from ._launch import capture_context, computing_constant, launcher
 
 _aten = torch.ops.aten
 # What may happen to tensors inside a capture besides kernel launches: allocations and views (func.is_view).
@@ -36,20 +39,16 @@ _ALLOCATIONS = {_aten.empty.memory_format, _aten.empty_like.default, _aten.empty
                 _aten._unsafe_view.default}
 
 
+class CaptureError(RuntimeError):
+    """A capture met a torch op that computes: it would run once, at capture time, and not at replay."""
+
+
 class _OnlyKernels(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if not (func.is_view or func in _ALLOCATIONS or ops._constant.get()):
-            raise RuntimeError(f"CpuGraph.capture: torch op {func} inside a capture would run once now and not "
+        if not (func.is_view or func in _ALLOCATIONS or computing_constant()):
+            raise CaptureError(f"CpuGraph.capture: torch op {func} inside a capture would run once now and not "
                                "at replay; compute it into a static tensor before replay(), outside the capture")
         return func(*args, **(kwargs or {}))
-
-
-def capture_context() -> tuple[str, int] | None:
-    """The kernel table and thread count a capture here records, or None where launches are sent elsewhere
-    (inside a capture or an ops.launcher() block), so that nothing can be captured."""
-    if ops._launcher.get() is not None:
-        return None
-    return ops._isa.get(), torch.get_num_threads()
 
 
 class CpuGraph:
@@ -84,7 +83,7 @@ class CpuGraph:
             self._tensors.extend(tensors.values())
 
         self._captured = True
-        with ops.launcher(record), _OnlyKernels():
+        with launcher(record), _OnlyKernels():
             yield self
 
     def replay(self) -> None:
@@ -99,3 +98,58 @@ class CpuGraph:
             raise RuntimeError("CpuGraph.profile: nothing captured yet")
         return list(zip(self._ops, self._graph.replay_timed()))
 
+
+class Graphed:
+    """fn(*inputs), a function of tensors that returns a tensor or a tuple of them computed by lfm25_kernels ops
+    on the CPU, captured once per key in a CpuGraph and replayed.
+
+    The key is the inputs' shapes and dtypes, the kernel table and the thread count. The first call of a key
+    allocates static copies of the inputs and captures fn on them; every call copies its inputs into them,
+    replays, and returns the outputs of the capture, which the next call of that key rewrites. fn runs
+    eagerly where nothing can be captured (inside another capture or a launcher() block, tensors not on the
+    CPU) and for a key whose capture raised CaptureError (fn ran a torch op; nothing of it was run)."""
+
+    def __init__(self, fn: Callable[..., Tensor | tuple[Tensor, ...]]):
+        self.fn = fn
+        self._steps: dict[tuple, tuple[CpuGraph, list[Tensor], Tensor | tuple[Tensor, ...]]] = {}
+        self._eager: set[tuple] = set()
+
+    def __call__(self, *inputs: Tensor):
+        context = capture_context()
+        if context is None or any(t.device.type != "cpu" for t in inputs):
+            return self.fn(*inputs)
+        key = (tuple((tuple(t.shape), t.dtype) for t in inputs), *context)
+        step = self._steps.get(key)
+        if step is None:
+            if key in self._eager:
+                return self.fn(*inputs)
+            step = self._capture(inputs)
+            if step is None:
+                self._eager.add(key)
+                return self.fn(*inputs)
+            self._steps[key] = step
+        graph, statics, outputs = step
+        for static, t in zip(statics, inputs):
+            static.copy_(t)
+        graph.replay()
+        return outputs
+
+    def _capture(self, inputs: tuple[Tensor, ...]):
+        """(graph, static inputs, outputs), or None where fn runs a torch op."""
+        statics = [torch.empty_like(t, memory_format=torch.contiguous_format) for t in inputs]
+        graph = CpuGraph()
+        try:
+            with graph.capture():
+                outputs = self.fn(*statics)
+        except CaptureError:
+            return None
+        return graph, statics, outputs
+
+    def reset(self) -> None:
+        """Drop every graph (the tensors they point into, e.g. caches, were reallocated)."""
+        self._steps.clear()
+
+    @property
+    def graphs(self) -> dict[tuple, CpuGraph]:
+        """The input shapes of each captured key -> its CpuGraph (CpuGraph.profile times its launches)."""
+        return {tuple(shape for shape, _ in key[0]): graph for key, (graph, _, _) in self._steps.items()}

@@ -145,3 +145,29 @@ def rms_norm(x: Tensor, weight: Tensor, eps: float, residual: Tensor | None = No
     hf = _f32(h)
     y = (_f32(weight) * (hf * torch.rsqrt(hf.pow(2).mean(-1, keepdim=True) + eps))).to(x.dtype)
     return y if residual is None else (y, h)
+
+
+class Projection:
+    """lfm25_kernels.Projection's interface on torch's own ops (F.linear, silu(g) * u), what the model's
+    reference backend runs; rows() is a lookup."""
+
+    packed = False
+
+    def __init__(self, weight: Tensor, gate_weight: Tensor | None = None):
+        self.weight, self.gate_weight, self.gated = weight, gate_weight, gate_weight is not None
+        self.out_features, self.in_features = weight.shape
+        self.dtype, self.device = weight.dtype, weight.device
+
+    def __call__(self, x: Tensor) -> Tensor:
+        up = torch.nn.functional.linear(x, self.weight)
+        if self.gate_weight is None:
+            return up
+        return torch.nn.functional.silu(torch.nn.functional.linear(x, self.gate_weight)) * up
+
+    def rows(self, index: Tensor) -> Tensor:
+        """weight[index]: the embedding lookup of a tied lm_head."""
+        return self.weight[index]
+
+    def __repr__(self) -> str:
+        gate = ", gated" if self.gated else ""
+        return f"reference.Projection(out_features={self.out_features}, in_features={self.in_features}{gate})"

@@ -1,11 +1,15 @@
-"""The benchmark suite runs (quick, one op per kind restricted to keep the test short) and writes
-well-formed JSON lines."""
+"""The benchmark harness: the case registry, the backends and timers (their CUDA paths at least build here),
+a quick run writing well-formed JSON lines, and the end-to-end harness on a tiny config."""
 import json
 
 import pytest
+import torch
+from lfm25_model import Lfm2Config
 
 from bench import __main__ as bench_main
 from bench import cases as C
+from bench import e2e, timing
+from bench.backends import backends
 
 
 def test_registry_starts_with_the_lfm25_350m_shapes():
@@ -16,13 +20,17 @@ def test_registry_starts_with_the_lfm25_350m_shapes():
         assert C.bytes_moved(c) > 0
 
 
+def small(case: C.Case) -> C.Case:
+    """case in fp32 with its token, row and batch counts cut to 64 at most."""
+    return C.Case(case.op, case.name, "fp32", {k: (min(v, 64) if isinstance(v, int) and k in ("T", "L", "N", "M", "B")
+                                                   else v) for k, v in case.shape.items()})
+
+
 @pytest.mark.parametrize("case", C.cases(tier="quick"), ids=lambda c: c.op)
 def test_make_inputs_call_the_op(case):
     import lfm25_kernels as L
 
-    small = C.Case(case.op, case.name, "fp32", {k: (min(v, 64) if isinstance(v, int) and k in ("T", "L", "N", "M", "B")
-                                                    else v) for k, v in case.shape.items()})
-    getattr(L, small.op)(**C.make_inputs(small))
+    getattr(L, case.op)(**C.make_inputs(small(case)))
 
 
 def test_quick_run_writes_well_formed_results(tmp_path, capsys):
@@ -39,3 +47,90 @@ def test_quick_run_writes_well_formed_results(tmp_path, capsys):
         assert r["median_us"] > 0 and r["gbps"] > 0 and r["runs"] >= 3
     assert any(r["backend"] == "reference" for r in rows)
     assert "results appended" in capsys.readouterr().out
+
+
+def test_registry_holds_the_shapes_the_cuda_kernels_are_timed_at():
+    """The LFM2.5-350M decode and prefill shapes of the CUDA kernels' timing (formerly bench/cuda_quick.py)."""
+    lfm2 = C.cases(tier="lfm2")
+    for op, shape in [("short_conv", dict(B=8, T=4096)), ("short_conv_update", dict(B=256, indexed=True)),
+                      ("qk_norm_rope_append", dict(N=256)), ("gqa_decode", dict(B=64, L=4096)),
+                      ("gqa_decode", dict(B=1, L=32768)), ("gqa_decode", dict(B=1, L=4096)),
+                      ("gqa_decode", dict(B=256, L=512)), ("rms_norm", dict(M=256, residual=True))]:
+        assert any(c.op == op and shape.items() <= c.shape.items() for c in lfm2), (op, shape)
+
+
+@pytest.mark.parametrize("case", C.cases(tier="quick"), ids=lambda c: c.op)
+def test_cuda_backends_build_without_a_gpu(case):
+    """The CUDA selection of backends imports and builds here (our kernels only where they can run); each runs
+    on CPU inputs."""
+    import lfm25_kernels as L
+
+    made = backends(case.op, "cuda")
+    assert "reference" in made and ("lfm25 (cuda)" in made) == L.cuda_available()
+    for make in made.values():
+        make(C.make_inputs(small(case)))()
+
+
+def test_graph_timing_is_cuda_only():
+    with pytest.raises(ValueError, match="graph_calls"):
+        timing.time_fn([lambda: None], "cpu", graph_calls=2)
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_torch_unfused_conv_baselines_equal_the_reference(indexed):
+    from lfm25_kernels import reference as R
+
+    from conftest import assert_close
+
+    case = C.Case("short_conv_update", "small", "fp32", dict(B=5, D=64, K=3, indexed=indexed))
+    kw = C.make_inputs(case)
+    ref = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in kw.items()}
+    assert_close(backends("short_conv_update", "cpu")["torch unfused"](kw)(), R.short_conv_update(**ref))
+    assert_close(kw["conv_state"], ref["conv_state"], "conv_state")
+    case = C.Case("short_conv", "small", "fp32", dict(B=2, T=19, D=64, K=3))
+    kw = C.make_inputs(case)
+    kw["conv_state"].zero_()                  # the torch baseline starts from zeros and keeps no state
+    assert_close(backends("short_conv", "cpu")["torch unfused"](kw)(), R.short_conv(**kw))
+
+
+def test_timing_summary_and_stamps():
+    t = timing.summarize([3.0, 1.0, 2.0])
+    assert (t.median_s, t.min_s, t.runs) == (2.0, 1.0, 3)
+    stamps = timing.Stamps()
+    for _ in range(4):
+        stamps()
+    assert stamps.gaps(2).runs == 2 and stamps.gaps(2).min_s >= 0
+
+
+TINY = Lfm2Config.from_dict(dict(vocab_size=300, hidden_size=128, intermediate_size=384, num_hidden_layers=4,
+                                 num_attention_heads=4, num_key_value_heads=2, conv_L_cache=3, norm_eps=1e-5,
+                                 layer_types=["conv", "full_attention", "conv", "full_attention"],
+                                 max_position_embeddings=512, rope_theta=1e6))
+
+
+def test_e2e_compare_runs_each_side_in_its_own_process(capsys):
+    rows = e2e.compare("cpu", quick=True, dtype="fp32", prefill_tokens=32, cfg=TINY)
+    assert {r["impl"] for r in rows} == set(e2e.IMPLS.values())
+    assert {r["metric"] for r in rows} == {"prefill 32 tokens", "time to first token, 128-token prompt",
+                                           "decode batch 1", "decode batch 8", "peak RSS"}
+    assert all(r["value"] > 0 and r["dtype"] == "fp32" and r["round"] == 0 for r in rows)
+    e2e.print_table(rows)
+    assert "decode batch 8" in capsys.readouterr().out
+    assert "| fp32 | decode batch 1 (tok/s) |" in e2e.ratio_table(rows)
+
+
+def test_e2e_interleaved_times_both_models_in_one_process(tmp_path):
+    e2e.write_checkpoint(str(tmp_path), torch.float32, TINY)
+    rows = e2e.interleaved(str(tmp_path), torch.float32, "cpu", rounds=2, steps=4, prefill_tokens=32)
+    assert len(rows) == 2 * 2 * 3 and all(r["value"] > 0 for r in rows)
+    assert {(r["impl"], r["round"]) for r in rows} == {(i, r) for i in e2e.IMPLS.values() for r in (0, 1)}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_e2e_profiles_each_launch_of_the_replayed_step(dtype):
+    table = e2e.profile_step(dtype, batches=(1, 3), reps=2, cfg=TINY)
+    rows = {line.split(" | ")[0].strip("| ") for line in table.splitlines()[2:]}
+    assert rows == {"rms_norm", "linear in_proj", "short_conv_update", "linear out_proj", "linear w1/w3", "linear w2",
+                    "linear q/k/v", "qk_norm_rope_append", "gqa_decode", "linear o_proj", "linear lm_head", "step"}
+    step = [line for line in table.splitlines() if line.startswith("| step |")][0]
+    assert all(float(v) > 0 for v in step.strip("| ").split(" | ")[1:])

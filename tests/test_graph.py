@@ -137,3 +137,70 @@ def test_capture_refuses_what_it_cannot_replay():
     with graph.capture():   # the first qk_norm_rope_append of a head size computes its RoPE table: allowed
         L.qk_norm_rope_append(*args, rope_theta=1234.5)
     assert len(graph) == 1
+
+
+PER_STEP = ("residual", "rows", "positions", "slots", "seq_lens", "block_table")
+
+
+def graphed_step(s):
+    """decode_step as a function of the per-step tensors; weights, conv states and caches from s."""
+    return lambda x, *per_step: decode_step(x, {**s, **dict(zip(PER_STEP, per_step))})
+
+
+def step_inputs(B, dtype, step, seed):
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.randperm(S, generator=g)[:B].to(torch.int32)
+    at = lambda position: torch.full((B,), position, dtype=torch.int32)
+    return (torch.randn(B, D, generator=g).to(dtype), torch.randn(B, D, generator=g).to(dtype), rows, at(step),
+            rows * LMAX + step, at(step + 1), rows[:, None].clone())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_graphed_captures_once_per_batch_size_and_replays_as_eager(dtype):
+    static = make_state(S, dtype, seed=4)
+    eager = clone(static)
+    graphed, ref = L.Graphed(graphed_step(static)), graphed_step(eager)
+    outputs = {}
+    with torch.inference_mode():
+        for step, B in enumerate([3, 1, 3, 2, 1]):
+            inputs = step_inputs(B, dtype, step, seed=step)
+            out = graphed(*inputs)
+            assert_equal(out, ref(*inputs), f"step {step}, batch {B}")
+            for name in ("conv_state", "k_cache", "v_cache"):
+                assert_equal(static[name], eager[name], f"{name}, step {step}")
+            assert outputs.setdefault(B, out) is out   # the capture's output, rewritten by each replay
+    graphs = graphed.graphs
+    assert sorted(shapes[0][0] for shapes in graphs) == [1, 2, 3]
+    assert all(len(graph) == 7 for graph in graphs.values())
+    graphed.reset()
+    assert graphed.graphs == {}
+    with torch.inference_mode():
+        graphed(*step_inputs(2, dtype, 5, seed=9))
+    assert [shapes[0][0] for shapes in graphed.graphs] == [2]
+
+
+def test_graphed_runs_eagerly_what_it_cannot_capture():
+    calls = []
+
+    def fn(bcx, w, state):
+        calls.append(1)
+        return L.short_conv_update(bcx, w, state) * 2   # a torch op: the capture raises CaptureError
+
+    bcx, w, state = torch.randn(2, 3 * D), torch.randn(D, 3), torch.randn(2, 2, D)
+    want_state = state.clone()
+    want = fn(bcx, w, want_state)
+    calls.clear()
+    graphed = L.Graphed(fn)
+    with torch.inference_mode():
+        assert_equal(graphed(bcx, w, state), want, "eager fallback")
+        assert_equal(state, want_state, "the failed capture ran nothing: one state update")
+        assert len(calls) == 2   # the capture attempt and the eager call
+        graphed(bcx, w, state.clone())
+        assert len(calls) == 3   # the key is remembered as eager: no second capture
+        assert graphed.graphs == {}
+        launched = []
+        with ops.launcher(lambda op, params, tensors: launched.append(op)):
+            L.Graphed(lambda x, w: L.linear(x, w))(torch.randn(2, D), torch.randn(4, D))
+        assert launched == ["linear"]   # inside a launcher() block: eager, launches sent there
+    with pytest.raises(L.CaptureError, match="aten.mul"), L.CpuGraph().capture():
+        fn(bcx, w, state)

@@ -1,6 +1,10 @@
 """torch.library registration: opcheck of every custom op (schema, fake implementation, mutation
-annotations) and torch.compile through the public functions without graph breaks."""
+annotations), torch.compile through the public functions without graph breaks, and each call checking its
+arguments once, the custom ops never calling back into the public functions."""
 from __future__ import annotations
+
+import collections
+import importlib
 
 import pytest
 import torch
@@ -58,3 +62,51 @@ def test_torch_compile_calls_the_ops_without_graph_breaks():
     for g, w in zip(got, want):
         assert_close(g, w, "compiled output")
     assert torch.equal(args[2], ref_args[2]), "conv_state mutated differently under torch.compile"
+
+
+# custom op -> the module (lfm25_kernels/ops/<module>.py) and public function that hold it
+MODULES = {"short_conv": "short_conv", "short_conv_update": "short_conv_update",
+           "qk_norm_rope_append": "qk_norm_rope_append", "gqa_decode": "gqa_decode", "rms_norm": "rms_norm",
+           "add_rms_norm": "rms_norm", "linear": "linear"}
+PUBLIC = {name: getattr(L, name) for name in MODULES.values()}   # as imported, before the fixture patches them
+
+
+@pytest.fixture
+def checks(monkeypatch):
+    """Counts each op module's _check calls; its public function, as seen from the package and from its own
+    module, raises (a custom op calling it would fail)."""
+    counts = collections.Counter()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a custom op called back into a public function")
+
+    for name in set(MODULES.values()):
+        module = importlib.import_module(f"lfm25_kernels.ops.{name}")
+        check = module._check
+        monkeypatch.setattr(module, "_check", lambda *a, _name=name, _check=check: (counts.update([_name]),
+                                                                                     _check(*a))[1])
+        for namespace in (module, L.ops, L):
+            monkeypatch.setattr(namespace, name, refuse)
+    return counts
+
+
+@pytest.mark.parametrize("name,args", list(samples()), ids=[n for n, _ in samples()])
+def test_custom_ops_check_once_and_do_not_call_the_public_functions(checks, name, args):
+    getattr(torch.ops.lfm25, name)(*args)
+    assert checks == {MODULES[name]: 1}
+
+
+def test_eager_and_compiled_calls_check_once(checks):
+    x, w = torch.randn(2, 40), torch.rand(40)
+    PUBLIC["rms_norm"](x, w, 1e-5, residual=x)
+    assert checks == {"rms_norm": 1}
+
+    def layer(q, kc, vc, lens):
+        return PUBLIC["gqa_decode"](q, kc, vc, lens)
+
+    compiled = torch.compile(layer, backend="aot_eager", fullgraph=True)
+    args = (torch.randn(2, 4, 64), torch.randn(2, 16, 2, 64), torch.randn(2, 16, 2, 64), i32(16, 3))
+    compiled(*args)                     # traced: the fake runs the checks on fake tensors
+    checks.clear()
+    assert_close(compiled(*args), R.gqa_decode(*args), "compiled gqa_decode")
+    assert checks == {"gqa_decode": 1}

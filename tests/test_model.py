@@ -2,7 +2,6 @@
 with save_pretrained and loaded by from_pretrained; logits, greedy generation, loader errors."""
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
@@ -12,7 +11,6 @@ transformers = pytest.importorskip("transformers")
 from transformers import Lfm2Config as HfConfig, Lfm2ForCausalLM as HfModel  # noqa: E402
 
 import lfm25_kernels  # noqa: E402
-import lfm25_model.model as model_module  # noqa: E402
 from lfm25_model import Lfm2Config, Lfm2ForCausalLM  # noqa: E402
 
 # (hidden, heads, kv heads, layer pattern, conv width): hidden sizes off multiples of 64, GQA groups 1, 2, 4
@@ -78,26 +76,30 @@ def test_generation_stops_finished_sequences_and_streams(tmp_path):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_replayed_decode_steps_equal_eager_steps(tmp_path, monkeypatch, dtype):
-    """On the CPU, decode steps run as CpuGraph replays (one capture per batch size); they must give the logits
-    and tokens of the eager step bit for bit, also when finished sequences leave the batch."""
+    """On the CPU, decode steps run as CpuGraph replays (one capture per batch size) of the one decode step
+    function; they must give the logits, cache state and tokens of that function run eagerly, bit for bit, also
+    when finished sequences leave the batch."""
     _, path = make_checkpoint(tmp_path, "h128-g2-k3", seed=5)
     ours = Lfm2ForCausalLM.from_pretrained(path, dtype=dtype)
     ours.setup_caches(4, 64, paged=True, block_size=8)
     prompts = [[5, 17, 42, 9], [8, 21, 3], [150, 4, 4, 60, 2]]
     free = ours.generate(prompts, 16)
-    assert sorted(B for B, _, _ in ours._steps) == [3]
+    assert sorted(ours.decode_graphs()) == [3]
     eos = free[1][4]                                       # sequence 1 stops early: batches of 3, then 2, ...
     replayed = ours.generate(prompts, 16, eos_token_id=eos)
-    assert {2, 3} <= {B for B, _, _ in ours._steps}       # a capture per batch size
+    assert {2, 3} <= set(ours.decode_graphs())             # a capture per batch size
     rows, positions = torch.arange(3, dtype=torch.int32), torch.tensor([4, 3, 5], dtype=torch.int32)
     tokens, tables = torch.tensor([7, 8, 9]), ours.caches.block_table[:3]
+    state = lambda c: [t.clone() for t in c.conv.values()] + [t.clone() for kv in c.kv.values() for t in kv]
     with torch.inference_mode():
         ours.generate(prompts, 1)                            # the prompts' state back in the caches
         logits_replayed = ours._decode(tokens, rows, positions, tables).clone()
-        monkeypatch.setattr(model_module, "capture_context", lambda: None)   # the eager step from here
+        state_replayed = state(ours.caches)
+        monkeypatch.setattr(ours, "_decode_step", ours._decode_step.fn)   # the same step function, eager from here
         ours.generate(prompts, 1)
         logits_eager = ours._decode(tokens, rows, positions, tables)
     assert torch.equal(logits_replayed, logits_eager)
+    assert all(torch.equal(a, b) for a, b in zip(state_replayed, state(ours.caches)))
     assert ours.generate(prompts, 16) == free
     assert ours.generate(prompts, 16, eos_token_id=eos) == replayed
 
@@ -269,19 +271,3 @@ def test_cli_generates_from_a_checkpoint_with_its_tokenizer(tmp_path, capsys):
                  "--dtype", "fp32"]) == 0
     out = capsys.readouterr()
     assert "w" in out.out and "decode:" in out.err and "tok/s" in out.err
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_bench_profiles_each_launch_of_the_replayed_step(dtype):
-    from lfm25_model.bench import profile_step
-
-    cfg = Lfm2Config.from_dict(dict(vocab_size=300, hidden_size=128, intermediate_size=384, num_hidden_layers=4,
-                                    num_attention_heads=4, num_key_value_heads=2, conv_L_cache=3, norm_eps=1e-5,
-                                    layer_types=["conv", "full_attention", "conv", "full_attention"],
-                                    max_position_embeddings=256, rope_theta=1e6))
-    table = profile_step(dtype, batches=(1, 3), reps=2, cfg=cfg)
-    rows = {line.split(" | ")[0].strip("| ") for line in table.splitlines()[2:]}
-    assert rows == {"rms_norm", "linear in_proj", "short_conv_update", "linear out_proj", "linear w1/w3", "linear w2",
-                    "linear q/k/v", "qk_norm_rope_append", "gqa_decode", "linear o_proj", "linear lm_head", "step"}
-    step = [line for line in table.splitlines() if line.startswith("| step |")][0]
-    assert all(float(v) > 0 for v in step.strip("| ").split(" | ")[1:])

@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from . import Lfm2Config, Lfm2ForCausalLM
+from . import Lfm2ForCausalLM
 
 
 def main(argv=None) -> int:

@@ -34,7 +34,7 @@ class Lfm2Config:
 
     @classmethod
     def lfm25_350m(cls) -> "Lfm2Config":
-        """LFM2.5-350M (DESIGN.md section 1)."""
+        """LFM2.5-350M (docs/DESIGN.md section 1)."""
         return cls()
 
     @classmethod

@@ -44,7 +44,7 @@ def _files(path: str) -> list[str]:
 
 class LazyTensors:
     """name -> tensor over the checkpoint's files, read from the memory map when first asked for, so the model
-    can convert and fuse one tensor at a time (peak memory ~ the model, not the model twice)."""
+    can convert and pack one tensor at a time (peak memory ~ the model, not the model twice)."""
 
     def __init__(self, handles: dict):
         self._where = handles   # name -> open safe_open handle

@@ -1,31 +1,22 @@
-"""The thin LFM2 model: Hugging Face safetensors in, packed prefill and batched decode through
-lfm25_kernels (backend="kernels") or lfm25_kernels.reference (backend="reference")."""
+"""The thin LFM2 model (gpt-fast style): Hugging Face safetensors in, a small module tree over lfm25_kernels
+(backend="kernels") or lfm25_kernels.reference (backend="reference"). One forward through the blocks serves a
+packed prefill and a batched decode step; the decode step is captured once per batch size and replayed
+(lfm25_kernels.Graphed). Which kernel a projection runs is lfm25_kernels.Projection's choice (docs/DESIGN.md
+section 2)."""
 from __future__ import annotations
 
-import json
-import os
-from types import SimpleNamespace
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lfm25_kernels.graph import CpuGraph, capture_context
-from lfm25_kernels.ops import PackedWeight
+from lfm25_kernels import CpuGraph, Graphed
 
+from .caches import Caches
 from .config import Lfm2Config
-
-
-# Up to this many rows (tokens in a step) the CPU projections run through lfm25_kernels.linear, see _linear.
-# Measured against torch 2.13 (Xeon 4th gen, 2 threads, 4608x1024 weights): bf16 (AMX) on par or ahead up to
-# 64 rows; fp32 (AVX-512 fma) ahead at 16 rows, 1.2x behind MKL from 32 on.
-_OWN_LINEAR_MAX_ROWS = {torch.bfloat16: 64}
-_OWN_LINEAR_MAX_ROWS_OTHER = 16
-# Packed weights (see _pack) run our packed GEMM up to this many rows, and always for the fused w1/w3; past it
-# the others are unpacked for torch's GEMM. Prefill of LFM2.5-350M, packed GEMM vs unpack + torch (alternated,
-# one process): 0.89x the time at 128 tokens, 0.80x at 256, 0.97x at 512, 1.05x at 1024.
-_PACKED_GEMM_MAX_ROWS = 512
+from .generate import generate
 
 
 def _ops(backend: str):
@@ -38,52 +29,124 @@ def _ops(backend: str):
     return ops
 
 
-class Caches:
-    """Conv states [S, K-1, D] per conv layer and K/V caches [n_blocks, block_size, Hkv, d] per attention layer.
-    Sequence slot s owns blocks block_table[s] (contiguous caches: one block of max_seq tokens per slot)."""
+@dataclass
+class Step:
+    """What the mixers of one forward read: N tokens of S sequences. A prefill packs whole new sequences
+    (cu_seqlens, lens); a decode step has one token per sequence (cu_seqlens None)."""
+    caches: Caches
+    rows: Tensor                        # [S] int32: each sequence's conv state and block-table row
+    positions: Tensor                   # [N] int32
+    slots: Tensor                       # [N] int32: the flat KV-cache slot of each token
+    seq_lens: Tensor | None = None      # [S] int32: cached tokens after a decode step
+    block_tables: Tensor | None = None  # [S, max_blocks] int32 (decode)
+    cu_seqlens: Tensor | None = None    # [S + 1] int32 (prefill)
+    lens: list[int] | None = None       # tokens of each sequence (prefill)
 
-    def __init__(self, cfg: Lfm2Config, max_batch: int, max_seq: int, dtype, device, paged: bool, block_size: int):
-        D, K, Hkv, d = cfg.hidden_size, cfg.conv_L_cache, cfg.num_key_value_heads, cfg.head_dim
-        self.max_batch, self.max_seq, self.paged = max_batch, max_seq, paged
-        self.block_size = block_size if paged else max_seq
-        per_seq = -(-max_seq // self.block_size)
-        n_blocks = max_batch * per_seq
-        self.block_table = torch.arange(n_blocks, dtype=torch.int32, device=device).view(max_batch, per_seq)
-        self.conv = {i: torch.zeros(max_batch, K - 1, D, dtype=dtype, device=device)
-                     for i in range(cfg.num_hidden_layers) if not cfg.is_attention(i)}
-        self.kv = {i: (torch.zeros(n_blocks, self.block_size, Hkv, d, dtype=dtype, device=device),
-                       torch.zeros(n_blocks, self.block_size, Hkv, d, dtype=dtype, device=device))
-                   for i in range(cfg.num_hidden_layers) if cfg.is_attention(i)}
 
-    def slots(self, rows: Tensor, positions: Tensor) -> Tensor:
-        """Flat cache slot of each (sequence slot, position)."""
-        blocks = self.block_table[rows.long(), (positions // self.block_size).long()]
-        return (blocks * self.block_size + positions % self.block_size).to(torch.int32)
+class FeedForward(nn.Module):
+    def __init__(self, w13, w2):
+        super().__init__()
+        self.w13, self.w2 = w13, w2     # w13: w3 with w1 as its gate, silu(x w1^T) * (x w3^T)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.w2(self.w13(x))
+
+
+class ShortConv(nn.Module):
+    def __init__(self, ops, layer: int, in_proj, weight: Tensor, out_proj):
+        super().__init__()
+        self.ops, self.layer = ops, layer
+        self.in_proj, self.weight, self.out_proj = in_proj, weight, out_proj   # weight [D, K]
+
+    def forward(self, x: Tensor, step: Step) -> Tensor:
+        bcx, state = self.in_proj(x), step.caches.conv[self.layer]
+        if step.cu_seqlens is None:
+            y = self.ops.short_conv_update(bcx, self.weight, state, state_indices=step.rows)
+        else:
+            fresh = torch.zeros(len(step.lens), dtype=torch.bool, device=x.device)
+            y = self.ops.short_conv(bcx, self.weight, state, cu_seqlens=step.cu_seqlens, state_indices=step.rows,
+                                    has_initial_state=fresh)
+        return self.out_proj(y)
+
+
+class Attention(nn.Module):
+    def __init__(self, ops, cfg: Lfm2Config, layer: int, q_proj, k_proj, v_proj, o_proj, q_norm: Tensor,
+                 k_norm: Tensor):
+        super().__init__()
+        self.ops, self.layer, self.eps, self.rope_theta = ops, layer, cfg.norm_eps, cfg.rope_theta
+        self.heads = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+        self.q_proj, self.k_proj, self.v_proj, self.o_proj = q_proj, k_proj, v_proj, o_proj
+        self.q_norm, self.k_norm = q_norm, k_norm   # [d]
+
+    def forward(self, x: Tensor, step: Step) -> Tensor:
+        (Hq, Hkv, d), N = self.heads, x.shape[0]
+        q, k, v = self.q_proj(x).view(N, Hq, d), self.k_proj(x).view(N, Hkv, d), self.v_proj(x).view(N, Hkv, d)
+        kc, vc = step.caches.kv[self.layer]
+        q = self.ops.qk_norm_rope_append(q, k, v, self.q_norm, self.k_norm, step.positions, kc, vc, step.slots,
+                                         eps=self.eps, rope_theta=self.rope_theta)
+        if step.cu_seqlens is None:
+            o = self.ops.gqa_decode(q, kc, vc, step.seq_lens, block_table=step.block_tables)
+        else:
+            o = _causal_attention(q, kc, vc, step)
+        return self.o_proj(o.view(N, -1))
+
+
+def _causal_attention(q: Tensor, k_cache: Tensor, v_cache: Tensor, step: Step) -> Tensor:
+    """Causal attention within each sequence of a prefill, its keys read back from the cache: [N, Hq * d]."""
+    out = torch.empty(q.shape[0], q.shape[1] * q.shape[2], dtype=q.dtype, device=q.device)
+    keys, values = k_cache.view(-1, *k_cache.shape[2:]), v_cache.view(-1, *v_cache.shape[2:])
+    start = 0
+    for T in step.lens:
+        slots = step.slots[start:start + T].long()
+        o = F.scaled_dot_product_attention(q[start:start + T].transpose(0, 1)[None],
+                                           keys[slots].transpose(0, 1)[None], values[slots].transpose(0, 1)[None],
+                                           is_causal=True, enable_gqa=True)
+        out[start:start + T] = o[0].transpose(0, 1).reshape(T, -1)
+        start += T
+    return out
+
+
+class Block(nn.Module):
+    def __init__(self, ops, eps: float, operator_norm: Tensor, mixer: nn.Module, ffn_norm: Tensor,
+                 feed_forward: FeedForward):
+        super().__init__()
+        self.ops, self.eps = ops, eps
+        self.operator_norm, self.mixer, self.ffn_norm, self.feed_forward = operator_norm, mixer, ffn_norm, feed_forward
+
+    def forward(self, x: Tensor, residual: Tensor | None, step: Step) -> tuple[Tensor, Tensor]:
+        """x: the previous block's output, added to the residual stream (None before the first block) inside this
+        block's first norm. Returns this block's output, not yet added, and the residual stream."""
+        if residual is None:
+            n, residual = self.ops.rms_norm(x, self.operator_norm, self.eps), x
+        else:
+            n, residual = self.ops.rms_norm(x, self.operator_norm, self.eps, residual=residual)
+        n, residual = self.ops.rms_norm(self.mixer(n, step), self.ffn_norm, self.eps, residual=residual)
+        return self.feed_forward(n), residual
 
 
 class Lfm2ForCausalLM(nn.Module):
-    def __init__(self, cfg: Lfm2Config, weights: dict[str, Tensor], backend: str = "kernels"):
+    def __init__(self, cfg: Lfm2Config, backend: str, tok_embeddings: Tensor | None, layers: list[Block],
+                 norm: Tensor, lm_head):
         super().__init__()
         self.config, self.backend, self.ops = cfg, backend, _ops(backend)
-        self.w = weights               # fused and converted tensors, see _fuse
+        self.tok_embeddings = tok_embeddings   # [V, D]; None when tied to lm_head (looked up there)
+        self.layers = nn.ModuleList(layers)
+        self.norm, self.lm_head = norm, lm_head
         self.caches: Caches | None = None
-        self._steps: dict[tuple, SimpleNamespace] = {}
+        self._decode_step = Graphed(self._decode_layers)
 
     # ---- loading -----------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path: str, *, backend: str = "kernels", dtype: torch.dtype | None = None,
                         device: str | torch.device = "cpu", pack_weights: bool | None = None) -> "Lfm2ForCausalLM":
-        """pack_weights: pack the projections for the amx CPU table (see _pack); None packs where that table
-        is the one in effect and the model runs our kernels in bf16 on the CPU."""
+        """pack_weights: pack the projections for the amx CPU table (lfm25_kernels.Projection); None packs where
+        that pays, False never."""
         from . import loader
 
         cfg = Lfm2Config.from_pretrained(path)
         raw = loader.load_safetensors(path, cfg)
         dtype = dtype or raw["model.embedding_norm.weight"].dtype
-        w = _fuse(cfg, raw, dtype, torch.device(device))
-        if _packs(pack_weights, backend, dtype, torch.device(device)):
-            _pack(cfg, w, release=loader.release_pages)   # the file's pages of each packed tensor let go
-        return cls(cfg, w, backend)
+        return cls._build(cfg, raw, backend, dtype, torch.device(device), pack_weights, loader.release_pages)
 
     @classmethod
     def random(cls, cfg: Lfm2Config | None = None, *, backend: str = "kernels", dtype=torch.bfloat16,
@@ -92,170 +155,104 @@ class Lfm2ForCausalLM(nn.Module):
         from . import loader
 
         cfg = cfg or Lfm2Config.lfm25_350m()
-        w = _fuse(cfg, loader.random_weights(cfg, seed), dtype, torch.device(device))
-        if _packs(pack_weights, backend, dtype, torch.device(device)):
-            _pack(cfg, w)
-        return cls(cfg, w, backend)
+        return cls._build(cfg, loader.random_weights(cfg, seed), backend, dtype, torch.device(device), pack_weights)
+
+    @classmethod
+    def _build(cls, cfg: Lfm2Config, raw, backend: str, dtype, device: torch.device, pack_weights: bool | None,
+               release: Callable[[Tensor], None] | None = None) -> "Lfm2ForCausalLM":
+        """The module tree from checkpoint tensors; release(t) lets go of each tensor a packed copy replaced."""
+        ops = _ops(backend)
+        if pack_weights and not (backend == "kernels" and device.type == "cpu" and dtype == torch.bfloat16):
+            raise ValueError("pack_weights=True needs backend='kernels', dtype=torch.bfloat16 and device='cpu' "
+                             f"(got {backend!r}, {dtype}, {device})")
+        if backend == "kernels":
+            proj = lambda w, g=None: ops.Projection(w, g, pack=pack_weights, release=release)
+        else:
+            proj = ops.Projection
+        # NOTE: no copy when dtype and device already match: the weights stay views of the checkpoint's memory
+        # map, so it is resident once (concatenating q/k/v or w1/w3 would copy them and keep the file pages
+        # mapped as well, for no decode gain).
+        cv = lambda t: t.to(device=device, dtype=dtype).contiguous()
+        w = lambda name: cv(raw[name])
+        embed = w("model.embed_tokens.weight")
+        tied = "lm_head.weight" not in raw
+        layers = []
+        for i in range(cfg.num_hidden_layers):
+            p = f"model.layers.{i}"
+            if cfg.is_attention(i):
+                a = f"{p}.self_attn"
+                mixer = Attention(ops, cfg, i, *(proj(w(f"{a}.{n}_proj.weight")) for n in ("q", "k", "v", "out")),
+                                  w(f"{a}.q_layernorm.weight"), w(f"{a}.k_layernorm.weight"))
+            else:
+                c = f"{p}.conv"
+                mixer = ShortConv(ops, i, proj(w(f"{c}.in_proj.weight")), cv(raw[f"{c}.conv.weight"][:, 0, :]),
+                                  proj(w(f"{c}.out_proj.weight")))
+            f = f"{p}.feed_forward"
+            ffn = FeedForward(proj(w(f"{f}.w3.weight"), w(f"{f}.w1.weight")), proj(w(f"{f}.w2.weight")))
+            layers.append(Block(ops, cfg.norm_eps, w(f"{p}.operator_norm.weight"), mixer, w(f"{p}.ffn_norm.weight"),
+                                ffn))
+        lm_head = proj(embed if tied else w("lm_head.weight"))
+        return cls(cfg, backend, None if tied else embed, layers, w("model.embedding_norm.weight"), lm_head)
 
     @property
     def dtype(self):
-        return self.w["final_norm"].dtype
+        return self.norm.dtype
 
     @property
     def device(self):
-        return self.w["final_norm"].device
+        return self.norm.device
 
     @property
     def packed(self) -> bool:
-        """True when the projections are packed for the amx CPU table (see _pack)."""
-        return isinstance(self.w["lm_head"], PackedWeight)
-
-    def _embed(self, tokens: Tensor) -> Tensor:
-        e = self.w["embed"]
-        return e.rows(tokens) if isinstance(e, PackedWeight) else F.embedding(tokens, e)
+        """True when the projections are packed for the amx CPU table."""
+        return self.lm_head.packed
 
     def setup_caches(self, max_batch: int, max_seq: int, *, paged: bool = False, block_size: int = 64):
         """Allocate the conv states and KV caches once for up to max_batch sequences of max_seq tokens."""
         self.caches = Caches(self.config, max_batch, max_seq, self.dtype, self.device, paged, block_size)
-        self._steps = {}   # captured decode steps (see _decode); they point into these caches
+        self._decode_step.reset()   # the captured steps point into the old caches
+
+    def decode_graphs(self) -> dict[int, CpuGraph]:
+        """Batch size -> the captured graph of the decode step (CpuGraph.profile times each launch)."""
+        return {shapes[0][0]: graph for shapes, graph in self._decode_step.graphs.items()}
 
     # ---- the network -------------------------------------------------------------------------------------
-    def _layers(self, h: Tensor, mixer: Callable[[int, Tensor], Tensor], lin) -> Tensor:
-        """Pre-norm residual stack with the residual add fused into the next norm; returns the final norm.
-        lin(x, w, gate=None) is the projection: F.linear, or our decode GEMV (see _linear)."""
-        cfg, w, ops, eps = self.config, self.w, self.ops, self.config.norm_eps
-        n, res = ops.rms_norm(h, w["norm.0"], eps), h
-        for i in range(cfg.num_hidden_layers):
-            n, res = ops.rms_norm(mixer(i, n), w[f"ffn_norm.{i}"], eps, residual=res)
-            nxt = w[f"norm.{i + 1}"] if i + 1 < cfg.num_hidden_layers else w["final_norm"]
-            n, res = ops.rms_norm(lin(lin(n, w[f"w3.{i}"], w[f"w1.{i}"]), w[f"w2.{i}"]), nxt, eps, residual=res)
-        return n
+    def _embed(self, tokens: Tensor) -> Tensor:
+        if self.tok_embeddings is None:
+            return self.lm_head.rows(tokens)
+        return F.embedding(tokens, self.tok_embeddings)
 
-    def _own_linear(self, rows: int) -> bool:
-        """Our kernel for a step of `rows` tokens: on the CPU for a decode step (it streams each weight once;
-        torch's GEMM is faster for a prefill's hundreds of rows, and cuBLAS on the GPU)."""
-        limit = _OWN_LINEAR_MAX_ROWS.get(self.dtype, _OWN_LINEAR_MAX_ROWS_OTHER)
-        return self.backend == "kernels" and self.device.type == "cpu" and rows <= limit
-
-    def _linear(self, rows: int):
-        """The projection for a step of `rows` tokens: lin(x, w, gate=None), see _own_linear."""
-        if self._own_linear(rows):
-            return lambda x, w, gate=None: self.ops.linear(x, w, gate_weight=gate)
-
-        def lin(x, w, gate=None):
-            if isinstance(w, PackedWeight):
-                if w.gated or rows <= _PACKED_GEMM_MAX_ROWS:
-                    return self.ops.linear(x, w)
-                w = w.unpack()[0]
-            if gate is None:
-                return F.linear(x, w)
-            # in place: no new [tokens, FFN width] tensors (fresh memory costs its page faults: 9 vs 18 ms per
-            # layer for 1024 tokens in fp32); the same values as silu(g) * u
-            return F.silu(F.linear(x, gate), inplace=True).mul_(F.linear(x, w))
-        return lin
-
-    def _qkv(self, i: int, n: Tensor, lin):
-        cfg = self.config
-        Hq, Hkv, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
-        N = n.shape[0]
-        return (lin(n, self.w[f"q.{i}"]).view(N, Hq, d), lin(n, self.w[f"k.{i}"]).view(N, Hkv, d),
-                lin(n, self.w[f"v.{i}"]).view(N, Hkv, d))
+    def _blocks(self, h: Tensor, step: Step) -> Tensor:
+        """The blocks and the final norm: h [N, D] -> [N, D]."""
+        x, residual = h, None
+        for block in self.layers:
+            x, residual = block(x, residual, step)
+        return self.ops.rms_norm(x, self.norm, self.config.norm_eps, residual=residual)[0]
 
     def _prefill(self, tokens: Tensor, lens: list[int], rows: Tensor, last_only: bool) -> Tensor:
-        """Packed prefill of len(lens) new sequences (cache slots `rows`) from position 0. Returns the logits
-        of each sequence's last token [n_seq, V], or of every token [N, V]."""
-        cfg, w, ops, c = self.config, self.w, self.ops, self.caches
+        """Packed prefill of len(lens) new sequences (cache rows `rows`) from position 0. Returns the logits of
+        each sequence's last token [S, V], or of every token [N, V]."""
         dev = tokens.device
         cu = torch.tensor([0] + torch.tensor(lens).cumsum(0).tolist(), dtype=torch.int32, device=dev)
         seq_of = torch.repeat_interleave(torch.arange(len(lens), device=dev), torch.tensor(lens, device=dev))
         positions = (torch.arange(tokens.numel(), device=dev) - cu[:-1].long()[seq_of]).to(torch.int32)
-        slots = c.slots(rows[seq_of], positions)
-        fresh = torch.zeros(len(lens), dtype=torch.bool, device=dev)
-        lin = self._linear(tokens.numel())
-
-        def mixer(i: int, n: Tensor) -> Tensor:
-            if not cfg.is_attention(i):
-                bcx = lin(n, w[f"in_proj.{i}"])
-                y = ops.short_conv(bcx, w[f"conv.{i}"], c.conv[i], cu_seqlens=cu, state_indices=rows,
-                                   has_initial_state=fresh)
-                return lin(y, w[f"out_proj.{i}"])
-            q, k, v = self._qkv(i, n, lin)
-            kc, vc = c.kv[i]
-            q = ops.qk_norm_rope_append(q, k, v, w[f"q_norm.{i}"], w[f"k_norm.{i}"], positions, kc, vc, slots,
-                                        eps=cfg.norm_eps, rope_theta=cfg.rope_theta)
-            out = torch.empty(n.shape[0], cfg.num_attention_heads * cfg.head_dim, dtype=n.dtype, device=dev)
-            start = 0
-            for s, T in enumerate(lens):   # causal attention within each sequence, keys read back from the cache
-                ks = kc.view(-1, *kc.shape[2:])[slots[start:start + T].long()].transpose(0, 1)[None]
-                vs = vc.view(-1, *vc.shape[2:])[slots[start:start + T].long()].transpose(0, 1)[None]
-                qs = q[start:start + T].transpose(0, 1)[None]
-                o = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, enable_gqa=True)
-                out[start:start + T] = o[0].transpose(0, 1).reshape(T, -1)
-                start += T
-            return lin(out, w[f"o_proj.{i}"])
-
-        h = self._embed(tokens)
-        n = self._layers(h, mixer, lin)
+        step = Step(self.caches, rows, positions, self.caches.slots(rows[seq_of], positions), cu_seqlens=cu,
+                    lens=lens)
+        n = self._blocks(self._embed(tokens), step)
         if last_only:
             n = n[(cu[1:] - 1).long()]
-        return self._linear(n.shape[0])(n, w["lm_head"])
+        return self.lm_head(n)
 
     def _decode(self, tokens: Tensor, rows: Tensor, positions: Tensor, block_tables: Tensor) -> Tensor:
-        """One token for each sequence in cache slots `rows` at `positions`. Returns logits [B, V].
-
-        On the CPU kernels the step's launches are captured once per batch size in a CpuGraph and replayed:
-        the inputs are copied into the graph's static tensors and the returned logits are its output buffer,
-        rewritten by the next step of that batch size (graphs are keyed by batch size, CPU kernel table and
-        thread count, and dropped with the caches they point into)."""
-        B = tokens.numel()
-        context = capture_context()   # a graph replays the kernel table and thread count of its capture
-        if context is None or not self._own_linear(B):   # not only lfm25_kernels launches, or not ours to run
-            return self._decode_layers(self._embed(tokens), rows, positions,
-                                       self.caches.slots(rows, positions), positions + 1, block_tables)
-        key = (B, *context)
-        step = self._steps.get(key)
-        if step is None:
-            step = self._steps[key] = self._capture_step(B, block_tables.shape[1])
-        step.h.copy_(self._embed(tokens))
-        step.rows.copy_(rows)
-        step.positions.copy_(positions)
-        step.slots.copy_(self.caches.slots(rows, positions))
-        torch.add(positions, 1, out=step.seq_lens)
-        step.block_tables.copy_(block_tables)
-        step.graph.replay()
-        return step.logits
-
-    def _capture_step(self, B: int, max_blocks: int) -> SimpleNamespace:
-        """Static inputs of a decode step of B sequences and the CpuGraph of its layers."""
-        i32 = dict(dtype=torch.int32, device=self.device)
-        step = SimpleNamespace(rows=torch.zeros(B, **i32), positions=torch.zeros(B, **i32),
-                               slots=torch.zeros(B, **i32), seq_lens=torch.zeros(B, **i32),
-                               block_tables=torch.zeros(B, max_blocks, **i32),
-                               h=torch.empty(B, self.config.hidden_size, dtype=self.dtype, device=self.device),
-                               graph=CpuGraph())
-        with step.graph.capture():
-            step.logits = self._decode_layers(step.h, step.rows, step.positions, step.slots, step.seq_lens,
-                                              step.block_tables)
-        return step
+        """One token for each sequence in cache rows `rows` at `positions`: logits [B, V]. Where the step is
+        replayed, they are the graph's output buffer, rewritten by the next step of that batch size."""
+        return self._decode_step(self._embed(tokens), rows, positions, self.caches.slots(rows, positions),
+                                 positions + 1, block_tables)
 
     def _decode_layers(self, h: Tensor, rows: Tensor, positions: Tensor, slots: Tensor, seq_lens: Tensor,
                        block_tables: Tensor) -> Tensor:
-        """The layers of a decode step from the embedded tokens h [B, D] to the logits [B, V]."""
-        cfg, w, ops, c = self.config, self.w, self.ops, self.caches
-        lin = self._linear(h.shape[0])
-
-        def mixer(i: int, n: Tensor) -> Tensor:
-            if not cfg.is_attention(i):
-                y = ops.short_conv_update(lin(n, w[f"in_proj.{i}"]), w[f"conv.{i}"], c.conv[i], state_indices=rows)
-                return lin(y, w[f"out_proj.{i}"])
-            q, k, v = self._qkv(i, n, lin)
-            kc, vc = c.kv[i]
-            q = ops.qk_norm_rope_append(q, k, v, w[f"q_norm.{i}"], w[f"k_norm.{i}"], positions, kc, vc, slots,
-                                        eps=cfg.norm_eps, rope_theta=cfg.rope_theta)
-            o = ops.gqa_decode(q, kc, vc, seq_lens, block_table=block_tables)
-            return lin(o.view(o.shape[0], -1), w[f"o_proj.{i}"])
-
-        return lin(self._layers(h, mixer, lin), w["lm_head"])
+        """The decode step from the embedded tokens h [B, D] to the logits [B, V]."""
+        return self.lm_head(self._blocks(h, Step(self.caches, rows, positions, slots, seq_lens, block_tables)))
 
     @torch.inference_mode()
     def forward(self, input_ids: Tensor) -> Tensor:
@@ -270,135 +267,4 @@ class Lfm2ForCausalLM(nn.Module):
             self.caches = saved
         return logits.view(B, T, -1)
 
-    # ---- generation --------------------------------------------------------------------------------------
-    @torch.inference_mode()
-    def generate(self, prompts: list[list[int]], max_new_tokens: int, *, temperature: float = 0.0,
-                 top_k: int | None = None, top_p: float | None = None, eos_token_id: int | list | None = None,
-                 seed: int | None = None, callback: Callable[[int, int], None] | None = None) -> list[list[int]]:
-        """Generate up to max_new_tokens for each prompt (token-id lists of any lengths). Returns the new tokens
-        of each prompt. Greedy when temperature == 0. callback(i, token) streams each new token of prompt i."""
-        if not prompts or any(len(p) == 0 for p in prompts):
-            raise ValueError("generate: prompts must be a non-empty list of non-empty token lists")
-        B, dev = len(prompts), self.device
-        need = max(len(p) for p in prompts) + max_new_tokens
-        c = self.caches
-        if c is None or c.max_batch < B or c.max_seq < need:   # reallocated to fit this call, paging kept
-            self.setup_caches(max(B, c.max_batch if c else 0), need,
-                              paged=bool(c and c.paged), block_size=c.block_size if c and c.paged else 64)
-        eos = set([eos_token_id] if isinstance(eos_token_id, int) else eos_token_id or [])
-        gen = torch.Generator(device=dev)
-        if seed is not None:
-            gen.manual_seed(seed)
-
-        rows = torch.arange(B, dtype=torch.int32, device=dev)
-        tokens = torch.tensor([t for p in prompts for t in p], dtype=torch.long, device=dev)
-        logits = self._prefill(tokens, [len(p) for p in prompts], rows, last_only=True)
-        out: list[list[int]] = [[] for _ in prompts]
-        positions = torch.tensor([len(p) for p in prompts], dtype=torch.int32, device=dev)
-        active = list(range(B))
-        for step in range(max_new_tokens):
-            nxt = _sample(logits, temperature, top_k, top_p, gen).tolist()   # the one host read per step
-            keep = []
-            for j, i in enumerate(active):
-                out[i].append(nxt[j])
-                if callback:
-                    callback(i, nxt[j])
-                if nxt[j] not in eos:
-                    keep.append(j)
-            if step + 1 == max_new_tokens or not keep:
-                break
-            if len(keep) < len(active):              # finished sequences stop consuming work
-                idx = torch.tensor(keep, device=dev)
-                rows, positions = rows[idx], positions[idx]
-                active = [active[j] for j in keep]
-                nxt = [nxt[j] for j in keep]
-            tok = torch.tensor(nxt, dtype=torch.long, device=dev)
-            logits = self._decode(tok, rows, positions, self.caches.block_table[rows.long()])
-            positions = positions + 1
-        return out
-
-
-def _sample(logits: Tensor, temperature: float, top_k, top_p, gen) -> Tensor:
-    if temperature <= 0:
-        return logits.max(-1).indices   # (the first maximum, like argmax; 2.5x faster in bf16)
-    probs = (logits.float() / temperature).softmax(-1)
-    if top_k:
-        kth = probs.topk(min(top_k, probs.shape[-1]), dim=-1).values[..., -1:]
-        probs = probs.masked_fill(probs < kth, 0)
-    if top_p:
-        sorted_p, order = probs.sort(-1, descending=True)
-        drop = sorted_p.cumsum(-1) - sorted_p > top_p
-        probs = probs.scatter(-1, order, sorted_p.masked_fill(drop, 0))
-    return torch.multinomial(probs / probs.sum(-1, keepdim=True), 1, generator=gen)[:, 0]
-
-
-def _fuse(cfg: Lfm2Config, raw: dict[str, Tensor], dtype, device) -> dict[str, Tensor]:
-    """Checkpoint tensors -> the model's (conv weight [D, 1, K] -> [D, K])."""
-    # NOTE: no copy when dtype and device already match: the weights stay views of the checkpoint's memory map,
-    # so it is resident once. (Concatenating q/k/v or w1/w3 into one matmul each would copy them and keep the
-    # file pages mapped as well: +140 MiB peak RSS for LFM2.5-350M, measured, for no measurable decode gain.)
-    cv = lambda t: t.to(device=device, dtype=dtype).contiguous()
-    p = "model.layers"
-    w = {"embed": cv(raw["model.embed_tokens.weight"]), "final_norm": cv(raw["model.embedding_norm.weight"])}
-    w["lm_head"] = cv(raw["lm_head.weight"]) if "lm_head.weight" in raw else w["embed"]
-    for i in range(cfg.num_hidden_layers):
-        w[f"norm.{i}"] = cv(raw[f"{p}.{i}.operator_norm.weight"])
-        w[f"ffn_norm.{i}"] = cv(raw[f"{p}.{i}.ffn_norm.weight"])
-        w[f"w1.{i}"] = cv(raw[f"{p}.{i}.feed_forward.w1.weight"])
-        w[f"w3.{i}"] = cv(raw[f"{p}.{i}.feed_forward.w3.weight"])
-        w[f"w2.{i}"] = cv(raw[f"{p}.{i}.feed_forward.w2.weight"])
-        if cfg.is_attention(i):
-            a = f"{p}.{i}.self_attn"
-            for name in ("q", "k", "v"):
-                w[f"{name}.{i}"] = cv(raw[f"{a}.{name}_proj.weight"])
-            w[f"o_proj.{i}"] = cv(raw[f"{a}.out_proj.weight"])
-            w[f"q_norm.{i}"] = cv(raw[f"{a}.q_layernorm.weight"])
-            w[f"k_norm.{i}"] = cv(raw[f"{a}.k_layernorm.weight"])
-        else:
-            c = f"{p}.{i}.conv"
-            w[f"in_proj.{i}"] = cv(raw[f"{c}.in_proj.weight"])
-            w[f"out_proj.{i}"] = cv(raw[f"{c}.out_proj.weight"])
-            w[f"conv.{i}"] = cv(raw[f"{c}.conv.weight"][:, 0, :])
-    return w
-
-
-def _packs(pack_weights: bool | None, backend: str, dtype, device: torch.device) -> bool:
-    import lfm25_kernels
-
-    possible = backend == "kernels" and device.type == "cpu" and dtype == torch.bfloat16
-    if pack_weights is None:
-        return possible and lfm25_kernels.default_isa() == "amx"
-    if pack_weights and not possible:
-        raise ValueError("pack_weights=True needs backend='kernels', dtype=torch.bfloat16 and device='cpu' "
-                         f"(got {backend!r}, {dtype}, {device})")
-    return pack_weights
-
-
-def _pack(cfg: Lfm2Config, w: dict, release: Callable[[Tensor], None] = lambda t: None) -> None:
-    """The projections whose input is the hidden state (in_proj, out_proj, q/k/v/o, w1 with w3, lm_head) packed
-    in place by lfm25_kernels.pack_weight; w1 goes into w3's PackedWeight as its gate (w["w1.i"] = None). A tied
-    embedding is looked up in the packed lm_head. w2 (input: the FFN width) stays in rows: there the rows
-    stream as fast (w2 in rows vs packed, 8 rows: 1.1x; the others packed vs rows: 1.14-1.37x, alternated
-    calls over 300 MB of weights, Xeon 4th gen, 2 threads). A prefill runs them as _linear says.
-    release(t) is called on each tensor replaced."""
-    from lfm25_kernels import pack_weight
-
-    def pack(name: str, gate: str | None = None) -> PackedWeight:
-        t, g = w[name], w[gate] if gate else None
-        w[name] = pack_weight(t, g)
-        for old in (t, g):
-            if old is not None:
-                release(old)
-        if gate:
-            w[gate] = None
-        return w[name]
-
-    for i in range(cfg.num_hidden_layers):
-        names = ("q", "k", "v", "o_proj") if cfg.is_attention(i) else ("in_proj", "out_proj")
-        for n in names:
-            pack(f"{n}.{i}")
-        pack(f"w3.{i}", f"w1.{i}")
-    tied = w["lm_head"] is w["embed"]
-    pack("lm_head")
-    if tied:
-        w["embed"] = w["lm_head"]
+    generate = generate   # prefill, then one decode step per token (generate.py)

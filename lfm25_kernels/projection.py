@@ -1,0 +1,125 @@
+"""Projection: a layer's weight (and its SwiGLU gate) and the path its product takes for a call's number of rows
+on this machine: lfm25_kernels.linear on [N, K] rows or on a PackedWeight, or torch's GEMM (docs/DESIGN.md
+section 2). The model says which weights it has; this module alone says which kernel runs them. The figures
+behind each threshold are in bench/results/e2e-cpu-xeon-amx.md and the commits it cites."""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._checks import Checker
+from ._launch import current_isa
+from .ops.linear import PackedWeight, linear, pack_weight
+
+# Up to this many rows (tokens in a call) a CPU projection runs our linear kernel: it streams each weight once
+# and is bound by memory bandwidth, which is what a decode step's few rows need. With more rows torch's GEMM
+# reuses each weight tile across rows and pulls ahead: sooner for fp32/fp16 (fma on vectors, against MKL)
+# than for bf16 (whole tiles of rows on AMX or AVX512_BF16).
+_OWN_MAX_ROWS_BF16 = 64
+_OWN_MAX_ROWS_OTHER = 16
+# Past those rows a packed weight still runs our packed GEMM up to this many rows (a prefill's): it reads
+# each packed block once per tile of rows, ahead of unpacking plus torch's GEMM for a few hundred rows and not
+# for longer ones, where the copy of the weight per call and oneDNN's blocking win. A weight packed with its
+# gate always runs our GEMM: one pass over both weights keeps up with torch's two GEMMs and needs no copy.
+_PACKED_GEMM_MAX_ROWS = 512
+# pack=None packs an ungated weight only for inputs this short: LFM2's hidden sizes (1024 to 2048), not its
+# FFN widths (4608 and up, w2's input). A weight in rows is read as N streams of K elements; short rows
+# restart the streams often and lose bandwidth that the packed blocks (one stream each) keep, while rows as
+# long as the FFN width stream as fast as the packed layout, so packing w2 would cost a copy for nothing.
+_PACK_MAX_IN_FEATURES = 2048
+
+
+class Projection:
+    """y = x . weight^T, or with gate_weight LFM2's SwiGLU silu(x . gate_weight^T) * (x . weight^T), for x
+    [..., K] -> [..., N], on the path that is fastest for the call's rows on this machine.
+
+    weight, gate_weight: [N, K]. pack: pack the weight (with its gate) by pack_weight for the amx CPU table
+    where that pays (gated, or with an input of a hidden size): None where the table in effect is amx and the
+    weight bf16 on the CPU; True whatever the table in effect now (ValueError unless bf16 on the CPU); False
+    never. release(t) is called on each tensor a packed copy replaces (a loader lets go of the file's pages)."""
+
+    __slots__ = ("_weight", "_gate")
+
+    def __init__(self, weight: Tensor, gate_weight: Tensor | None = None, *, pack: bool | None = None,
+                 release: Callable[[Tensor], None] | None = None):
+        c = Checker("Projection")
+        c.tensor("weight", weight, ndim=2, last_contiguous=False)
+        if gate_weight is not None:
+            c.tensor("gate_weight", gate_weight, ndim=2, dtype=weight.dtype, device=weight.device,
+                     shape=tuple(weight.shape), last_contiguous=False)
+        possible = weight.dtype == torch.bfloat16 and weight.device.type == "cpu"
+        if pack:
+            c.value("pack", possible, "None or False unless the weight is torch.bfloat16 on the CPU (packed "
+                    "weights are for the amx CPU table)", f"True for a {weight.dtype} weight on {weight.device}")
+        pays = gate_weight is not None or weight.shape[1] <= _PACK_MAX_IN_FEATURES
+        if pack is None:
+            pack = possible and pays and current_isa() == "amx"
+        if pack and pays:
+            packed = pack_weight(weight, gate_weight)
+            for t in (weight, gate_weight):
+                if release is not None and t is not None:
+                    release(t)
+            weight, gate_weight = packed, None
+        self._weight, self._gate = weight, gate_weight
+
+    def __call__(self, x: Tensor) -> Tensor:
+        rows = math.prod(x.shape[:-1])
+        if x.device.type != "cpu" or rows <= (_OWN_MAX_ROWS_BF16 if self.dtype == torch.bfloat16
+                                               else _OWN_MAX_ROWS_OTHER):
+            return linear(x, self._weight, gate_weight=self._gate)   # on CUDA: torch's, through linear
+        w = self._weight
+        if isinstance(w, PackedWeight):
+            if w.gated or rows <= _PACKED_GEMM_MAX_ROWS:
+                return linear(x, w)
+            w = w.unpack()[0]
+        if self._gate is None:
+            return F.linear(x, w)
+        # NOTE: in place, unlike torch's silu(g) * u: no new tensors of the FFN width per call (fresh memory
+        # costs its page faults); the same values.
+        return F.silu(F.linear(x, self._gate), inplace=True).mul_(F.linear(x, w))
+
+    def rows(self, index: Tensor) -> Tensor:
+        """weight[index] as [len(index), K] (not the gate's rows): the embedding lookup of a tied lm_head."""
+        return self._weight.rows(index) if self.packed else self._weight[index]
+
+    @property
+    def weight(self) -> Tensor | PackedWeight:
+        """The [N, K] weight, or the PackedWeight that holds it (and the gate)."""
+        return self._weight
+
+    @property
+    def gate_weight(self) -> Tensor | None:
+        """The [N, K] gate; None without one, and when packed (it is in weight)."""
+        return self._gate
+
+    @property
+    def packed(self) -> bool:
+        return isinstance(self._weight, PackedWeight)
+
+    @property
+    def gated(self) -> bool:
+        return self._weight.gated if self.packed else self._gate is not None
+
+    @property
+    def in_features(self) -> int:
+        return self._weight.shape[1]
+
+    @property
+    def out_features(self) -> int:
+        return self._weight.shape[0]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self._weight.device
+
+    def __repr__(self) -> str:
+        flags = "".join(f", {name}" for name in ("gated", "packed") if getattr(self, name))
+        return f"Projection(out_features={self.out_features}, in_features={self.in_features}{flags})"
