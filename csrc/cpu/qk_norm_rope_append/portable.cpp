@@ -7,10 +7,9 @@
 // rounding at the output instead of transformers' three.
 #include <cmath>
 
-#include "common/numeric.h"
-#include "common/parallel.h"
 #include "kernels.h"
 #include "lfm25/static_switch.h"
+#include "qk_norm_rope_append/common.h"
 
 namespace lfm25::cpu::portable {
 namespace {
@@ -31,36 +30,7 @@ Status run(const QkNormRopeAppendParams& p) {
       dst[i + kHalf] = S::store(xf[i + kHalf] * cs[i] + xf[i] * sn[i]);
     }
   };
-  parallel_for(p.n_tokens, p.num_threads, 4, [&](int64_t n0, int64_t n1) {
-    float qw[HD], kw[HD], cs[kHalf], sn[kHalf];
-    for (int i = 0; i < HD; ++i) {
-      qw[i] = load_as_f32(p.q_norm_weight, p.weight_dtype, i);
-      kw[i] = load_as_f32(p.k_norm_weight, p.weight_dtype, i);
-    }
-    for (int64_t n = n0; n < n1; ++n) {
-      const float pos = float(p.positions[n]);
-      for (int i = 0; i < kHalf; ++i) {
-        const float a = pos * p.inv_freq[i];
-        cs[i] = std::cos(a);
-        sn[i] = std::sin(a);
-      }
-      const T* q = static_cast<const T*>(p.q) + n * p.q_token_stride;
-      T* qo = static_cast<T*>(p.q_out) + n * p.n_q_heads * HD;
-      for (int64_t h = 0; h < p.n_q_heads; ++h) norm_rope(q + h * p.q_head_stride, qo + h * HD, qw, cs, sn);
-      const int64_t slot = p.slot_mapping[n];
-      if (slot < 0) continue;
-      const int64_t base = (slot / p.block_size) * p.cache_block_stride + (slot % p.block_size) * p.cache_token_stride;
-      const T* k = static_cast<const T*>(p.k) + n * p.k_token_stride;
-      const T* v = static_cast<const T*>(p.v) + n * p.v_token_stride;
-      for (int64_t h = 0; h < p.n_kv_heads; ++h) {
-        T* kc = static_cast<T*>(p.k_cache) + base + h * p.cache_head_stride;
-        T* vc = static_cast<T*>(p.v_cache) + base + h * p.cache_head_stride;
-        norm_rope(k + h * p.k_head_stride, kc, kw, cs, sn);
-        for (int i = 0; i < HD; ++i) vc[i] = v[h * p.v_head_stride + i];
-      }
-    }
-  });
-  return Status::kOk;
+  return qk_norm_rope_append_drive<DT, HD>(p, norm_rope);
 }
 
 }  // namespace
