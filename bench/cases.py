@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lfm25_kernels import _C
+
 # LFM2.5-350M (docs/DESIGN.md section 1)
 LFM25_350M = dict(hidden=1024, conv_width=3, n_q_heads=16, n_kv_heads=8, head_dim=64, layers=16,
                   attention_layers=(2, 5, 8, 10, 12, 14), ffn=4608, vocab=65536, rope_theta=1e6, eps=1e-5)
 
-OPS = ("short_conv", "short_conv_update", "qk_norm_rope_append", "gqa_decode", "rms_norm", "linear")
+OPS = tuple(_C.ops)   # the op list (csrc/include/lfm25/ops.h)
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 

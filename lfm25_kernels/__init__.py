@@ -9,10 +9,8 @@ the CPU launches of a block of op calls once and replays them in one call; Graph
 per input shapes.
 """
 from . import _C, ops, reference
-from ._launch import cpu_isa
 from .graph import CaptureError, CpuGraph, Graphed
-from .ops import (PackedWeight, gqa_decode, linear, pack_weight, qk_norm_rope_append, rms_norm, short_conv,
-                  short_conv_update)
+from .ops import *  # noqa: F401,F403  (the ops and their helpers: ops.__all__)
 from .projection import Projection
 
 __version__ = "0.1.0"
@@ -35,6 +33,5 @@ def cuda_available() -> bool:
     return bool(_C.with_cuda) and torch.cuda.is_available()
 
 
-__all__ = ["short_conv", "short_conv_update", "qk_norm_rope_append", "gqa_decode", "rms_norm", "linear", "pack_weight",
-           "PackedWeight", "Projection", "CpuGraph", "Graphed", "CaptureError", "ops", "reference",
-           "cpu_isa", "available_isas", "default_isa", "cuda_available"]
+__all__ = [*ops.__all__, "Projection", "CpuGraph", "Graphed", "CaptureError", "ops", "reference", "available_isas",
+           "default_isa", "cuda_available"]
