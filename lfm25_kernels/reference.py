@@ -1,4 +1,4 @@
-"""PyTorch reference of every op (DESIGN.md section 2): short, obviously right, and the oracle for the
+"""PyTorch reference of every op (docs/DESIGN.md section 3): short, obviously right, and the oracle for the
 tests, the benchmarks and the model's ``backend="reference"``.
 
 Rounding follows the kernels' contract: fp32 arithmetic, U = B*X rounded to the activation dtype (the state

@@ -277,7 +277,7 @@ void packed_one(const uint16_t* wb, const uint16_t* xt, int64_t chunks, float (*
 // chunks, 16 KiB) stays in L1 with a pair of x tiles' panel (16 KiB) while every pair passes over it, each
 // tile loaded feeding two products. The sums are stored and reloaded between panels, exactly, so each output
 // still adds its chunks in order, as packed_one does. A plain (ungated) GEMM of many rows is slower here than
-// torch's; the Python layer picks, per row count, which path a packed projection takes (docs/DESIGN.md
+// torch's; lfm25_kernels.Projection picks, per row count, which path a packed projection takes (docs/DESIGN.md
 // section 2).
 constexpr int64_t kPanel = 8;
 
