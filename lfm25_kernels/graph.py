@@ -58,14 +58,14 @@ class CpuGraph:
         self._graph = _C.CpuGraph()
         self._tensors: list[Tensor] = []   # every tensor a recorded launch points into, kept alive
         self._ops: list[str] = []          # the op of each recorded launch, in order
-        self._captured = False
+        self._state = "empty"              # "capturing", then "captured" or "failed"
 
     def __len__(self) -> int:
         return len(self._graph)
 
     @contextlib.contextmanager
     def capture(self):
-        if self._captured:
+        if self._state != "empty":
             raise RuntimeError("CpuGraph.capture: this graph is already captured; make a new CpuGraph")
         context = capture_context()
         if context is None:
@@ -82,20 +82,32 @@ class CpuGraph:
             self._ops.append(op)
             self._tensors.extend(tensors.values())
 
-        self._captured = True
-        with launcher(record), _OnlyKernels():
-            yield self
+        self._state = "capturing"
+        try:
+            with launcher(record), _OnlyKernels():
+                yield self
+        except BaseException:
+            # NOTE: what was recorded before the error is not a whole step: replaying it would run part of one
+            self._state = "failed"
+            raise
+        self._state = "captured"
+
+    def _check_replayable(self, method: str) -> None:
+        if self._state != "captured":
+            raise RuntimeError({
+                "empty": f"CpuGraph.{method}: nothing captured yet",
+                "capturing": f"CpuGraph.{method}: not inside this graph's own capture",
+                "failed": f"CpuGraph.{method}: the capture raised, so the graph holds part of a step; make a new "
+                          "CpuGraph"}[self._state])
 
     def replay(self) -> None:
         """Run the recorded launches in order; a bad index value raises ValueError as the eager op would."""
-        if not self._captured:
-            raise RuntimeError("CpuGraph.replay: nothing captured yet")
+        self._check_replayable("replay")
         self._graph.replay()
 
     def profile(self) -> list[tuple[str, float]]:
         """replay(), timing each launch: (op name, seconds) in launch order."""
-        if not self._captured:
-            raise RuntimeError("CpuGraph.profile: nothing captured yet")
+        self._check_replayable("profile")
         return list(zip(self._ops, self._graph.replay_timed()))
 
 

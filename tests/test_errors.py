@@ -151,3 +151,26 @@ def test_unknown_isa_is_rejected():
     with pytest.raises(ValueError, match="cpu_isa: name must be one of"):
         with L.cpu_isa("sse9"):
             pass
+
+
+def test_packed_weight_data_must_match_its_sizes():
+    """PackedWeight and the linear_packed custom op take data, N, K and gated from the caller: the kernel reads
+    the whole layout those sizes imply, so data of another shape is refused before any launch, on every table."""
+    N, Kp = 70, 40
+    good = L.pack_weight(torch.randn(N, Kp).to(torch.bfloat16)).data
+    x = torch.randn(2, Kp).to(torch.bfloat16)
+    with pytest.raises(ValueError, match=r"PackedWeight: data must be of shape \[3, 2, 4, 16, 32\]"):
+        L.PackedWeight(good, 2 * 64 + 1, Kp, False)          # one block more than data holds
+    with pytest.raises(ValueError, match=r"PackedWeight: data must be of shape \[3, 2, 4, 16, 32\]"):
+        L.PackedWeight(good, N, Kp, True)                     # gated: blocks of 32 rows
+    with pytest.raises(ValueError, match=r"linear: data must be of shape \[2, 3, 4, 16, 32\]"):
+        torch.ops.lfm25.linear_packed(x.new_zeros(2, 65), good, N, 65, False)
+    with pytest.raises(ValueError, match="linear: out_features must be non-negative"):
+        torch.ops.lfm25.linear_packed(x, good, -1, Kp, False)
+    with pytest.raises(TypeError, match="PackedWeight: data must be of dtype torch.bfloat16"):
+        L.PackedWeight(good.float(), N, Kp, False)
+    with pytest.raises(ValueError, match="PackedWeight: data must be contiguous"):
+        L.PackedWeight(good.transpose(0, 1).contiguous().transpose(0, 1), N, Kp, False)
+    with pytest.raises(TypeError, match="PackedWeight: gated must be a bool"):
+        L.PackedWeight(good, N, Kp, 1)
+    assert L.PackedWeight(good, N, Kp, False).shape == (N, Kp)

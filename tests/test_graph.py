@@ -204,3 +204,24 @@ def test_graphed_runs_eagerly_what_it_cannot_capture():
         assert launched == ["linear"]   # inside a launcher() block: eager, launches sent there
     with pytest.raises(L.CaptureError, match="aten.mul"), L.CpuGraph().capture():
         fn(bcx, w, state)
+
+
+def test_a_failed_capture_never_replays_and_a_graph_never_replays_inside_its_capture():
+    """A capture that raises has recorded part of a step: replay() and profile() refuse it instead of running
+    that part. Inside its own capture a graph has recorded part of a step too."""
+    x, w, bad = torch.randn(2, 8), torch.randn(4, 8), torch.randn(4, 9)
+    graph = L.CpuGraph()
+    with pytest.raises(ValueError, match="linear: weight"):
+        with graph.capture():
+            L.linear(x, w)      # recorded
+            L.linear(x, bad)    # raises: bad shape
+    assert len(graph) == 1
+    for method in (graph.replay, graph.profile):
+        with pytest.raises(RuntimeError, match="the capture raised"):
+            method()
+    inner = L.CpuGraph()
+    with inner.capture():
+        L.linear(x, w)
+        with pytest.raises(RuntimeError, match="not inside this graph's own capture"):
+            inner.replay()
+    inner.replay()

@@ -13,6 +13,26 @@ from .._launch import DTYPE_CODE, current_isa, launch, set_pointers
 _TILE_ROWS, _TILE_K = 16, 32   # an AMX bf16 tile: 16 rows of 32 columns
 
 
+def packed_shape(out_features: int, in_features: int, gated: bool) -> tuple[int, ...]:
+    """The shape of PackedWeight.data for a weight [N, K]: [blocks, chunks of K, 4 tiles, 16, 32], blocks of 64
+    output rows (32 with the gate alongside), both padded to whole tiles."""
+    per_block = 2 * _TILE_ROWS if gated else 4 * _TILE_ROWS
+    return -(-out_features // per_block), -(-in_features // _TILE_K), 4, _TILE_ROWS, _TILE_K
+
+
+def _check_packed_data(c: Checker, data, out_features, in_features, gated) -> None:
+    """data must be what pack_weight makes for [out_features, in_features]: the kernel reads it all."""
+    for name, v in (("out_features", out_features), ("in_features", in_features)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            c.fail(name, "an int", type(v).__name__, TypeError)
+        c.value(name, v >= 0, "non-negative", v)
+    if not isinstance(gated, bool):
+        c.fail("gated", "a bool", type(gated).__name__, TypeError)
+    shape = packed_shape(out_features, in_features, gated)
+    c.tensor("data", data, dtype=torch.bfloat16, shape=shape, contiguous=True)
+    c.value("data", data.device.type == "cpu", "on the CPU (packed weights are for the amx CPU table)", data.device)
+
+
 class PackedWeight:
     """linear's weight [N, K] (and its SwiGLU gate), bf16, packed once by pack_weight() for the "amx" CPU kernel
     table: `data` holds blocks of 4 tiles of 16 rows x 32 columns, a block's tiles of each group of 32 columns
@@ -22,6 +42,7 @@ class PackedWeight:
     __slots__ = ("data", "out_features", "in_features", "gated")
 
     def __init__(self, data: Tensor, out_features: int, in_features: int, gated: bool):
+        _check_packed_data(Checker("PackedWeight"), data, out_features, in_features, gated)
         self.data, self.out_features, self.in_features, self.gated = data, out_features, in_features, gated
 
     @property
@@ -84,8 +105,9 @@ def pack_weight(weight: Tensor, gate_weight: Tensor | None = None) -> PackedWeig
         c.tensor("gate_weight", gate_weight, ndim=2, dtype=torch.bfloat16, device=weight.device, shape=(N, K),
                  last_contiguous=False)
     per_block = 2 * _TILE_ROWS if gate_weight is not None else 4 * _TILE_ROWS
-    blocks, chunks = -(-N // per_block), -(-K // _TILE_K)
-    data = torch.empty(blocks, chunks, 4, _TILE_ROWS, _TILE_K, dtype=torch.bfloat16)
+    shape = packed_shape(N, K, gate_weight is not None)
+    blocks, chunks = shape[:2]
+    data = torch.empty(shape, dtype=torch.bfloat16)
     tiles = data.permute(0, 2, 3, 1, 4)   # [blocks, 4, 16, chunks, 32]: row tiles x rows by chunks x columns
     parts = [weight] if gate_weight is None else [weight, gate_weight]
     for i, w in enumerate(parts):   # each weight fills 4 / len(parts) row tiles of every block
@@ -136,8 +158,9 @@ def _run(x: Tensor, weight: Tensor, gate_weight: Tensor | None) -> Tensor:
                           gate_row_stride=gate_weight.stride(0) if gate_weight is not None else 0)
 
 
-def _check_packed(x, data, in_features) -> None:
+def _check_packed(x, data, out_features, in_features, gated) -> None:
     c = Checker("linear")
+    _check_packed_data(c, data, out_features, in_features, gated)
     c.tensor("x", x, ndim=tuple(range(1, 9)), dtype=torch.bfloat16, device=data.device)
     c.value("x", x.shape[-1] == in_features, f"of shape [..., {in_features}] (the packed weight's in_features)",
             list(x.shape))
@@ -147,7 +170,7 @@ def _check_packed(x, data, in_features) -> None:
 
 
 def _run_packed(x: Tensor, data: Tensor, out_features: int, in_features: int, gated: bool) -> Tensor:
-    _check_packed(x, data, in_features)
+    _check_packed(x, data, out_features, in_features, gated)
     y = torch.empty(*x.shape[:-1], out_features, dtype=x.dtype, device=x.device)
     return _launch_linear(x, y, dict(weight=data), weight_layout=2 if gated else 1)
 
@@ -164,7 +187,7 @@ def _(x, weight, gate_weight):
 
 @_op_packed.register_fake
 def _(x, data, out_features, in_features, gated):
-    _check_packed(x, data, in_features)
+    _check_packed(x, data, out_features, in_features, gated)
     return x.new_empty(*x.shape[:-1], out_features)
 
 
