@@ -6,6 +6,7 @@ from typing import Iterable, Sequence
 
 import torch
 from torch import Tensor
+from torch._subclasses.fake_tensor import FakeTensor
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 HEAD_DIMS = (32, 64, 96, 128)   # the head sizes the attention kernels are compiled for
@@ -57,6 +58,33 @@ class Checker:
     def value(self, name: str, ok: bool, expected: str, got):
         if not ok:
             self.fail(name, expected, got)
+
+    def written(self, name: str, t: Tensor, *others: tuple[str, Tensor]) -> None:
+        """t is written in place: no two of its elements may share memory (an expanded view's would, as torch's
+        own in-place ops refuse), nor may it share memory with the other tensors written by the same call. Like
+        torch, the second check is exact where both are contiguous; for strided views (k and v interleaved in
+        one buffer are fine) it refuses only the same start."""
+        if any(st == 0 and n > 1 for st, n in zip(t.stride(), t.shape)):
+            self.fail(name, "a tensor whose elements do not share memory (it is written in place; expand() "
+                      "views are not)", f"strides {t.stride()} for shape {list(t.shape)}")
+        span = _byte_span(t) if others else None
+        for other_name, o in others:
+            other = _byte_span(o)
+            dense = t.is_contiguous() and o.is_contiguous()
+            if span and other and (span[0] == other[0] or dense and span[0] < other[1] and other[0] < span[1]):
+                (lo, hi), (olo, ohi) = span, other
+                self.fail(name, f"memory apart from {other_name} (both are written in place)",
+                          f"overlapping bytes [{max(lo, olo):#x}, {min(hi, ohi):#x})")
+
+
+def _byte_span(t: Tensor) -> tuple[int, int] | None:
+    """[first, last + 1) of the bytes a strided tensor can touch; None without elements or memory (the fake
+    tensors of a torch.compile trace)."""
+    if isinstance(t, FakeTensor) or t.numel() == 0 or t.data_ptr() == 0:
+        return None
+    ptr = t.data_ptr()
+    last = sum((n - 1) * st for n, st in zip(t.shape, t.stride()))
+    return ptr, ptr + (last + 1) * t.element_size()
 
 
 def check_query(c: Checker, q) -> None:

@@ -174,3 +174,30 @@ def test_packed_weight_data_must_match_its_sizes():
     with pytest.raises(TypeError, match="PackedWeight: gated must be a bool"):
         L.PackedWeight(good, N, Kp, 1)
     assert L.PackedWeight(good, N, Kp, False).shape == (N, Kp)
+
+
+def test_written_tensors_must_not_share_memory():
+    """conv_state, k_cache and v_cache are written in place: an expanded view (stride 0) or a v_cache that is
+    k_cache would have two writes land on one element, so they are refused, as torch's in-place ops refuse them.
+    k and v interleaved in one buffer (strided views) stay valid."""
+    args = conv_args()
+    shared = torch.randn(1, K - 1, D).expand(3, K - 1, D)
+    with pytest.raises(ValueError, match="short_conv: conv_state must be a tensor whose elements do not share"):
+        L.short_conv(args["bcx"], args["weight"], shared)
+    with pytest.raises(ValueError, match="short_conv_update: conv_state must be a tensor whose elements do not"):
+        L.short_conv_update(args["bcx"][:, 0], args["weight"], shared)
+    q, k, v = torch.randn(2, 4, 32), torch.randn(2, 2, 32), torch.randn(2, 2, 32)
+    w, pos, slots = torch.ones(32), i32(0, 1), i32(0, 1)
+    cache, blocks = torch.zeros(2, 4, 2, 32), torch.zeros(3, 4, 2, 32)
+    before = cache.clone()
+    with pytest.raises(ValueError, match="qk_norm_rope_append: v_cache must be memory apart from k_cache"):
+        L.qk_norm_rope_append(q, k, v, w, w, pos, cache, cache, slots)
+    with pytest.raises(ValueError, match="qk_norm_rope_append: v_cache must be memory apart from k_cache"):
+        L.qk_norm_rope_append(q, k, v, w, w, pos, blocks[:2], blocks[1:], slots)   # one block in common
+    with pytest.raises(ValueError, match="qk_norm_rope_append: k_cache must be a tensor whose elements do not"):
+        L.qk_norm_rope_append(q, k, v, w, w, pos, cache[:1].expand(2, 4, 2, 32), blocks[:1].expand(2, 4, 2, 32),
+                              slots)
+    assert torch.equal(cache, before) and not blocks.any()
+    kv = torch.zeros(2, 4, 2, 2, 32)                    # [blocks, block_size, k|v, Hkv, d]
+    L.qk_norm_rope_append(q, k, v, w, w, pos, kv[:, :, 0], kv[:, :, 1], slots)
+    assert torch.equal(kv[:, :, 1].reshape(-1, 2, 32)[:2], v)

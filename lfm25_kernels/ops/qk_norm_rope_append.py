@@ -39,6 +39,8 @@ def _check(q, k, v, q_norm_weight, k_norm_weight, positions, k_cache, v_cache, s
     c.index("slot_mapping", slot_mapping, N, dev)
     c.tensor("k_cache", k_cache, ndim=4, dtype=dt, device=dev, shape=(None, None, Hkv, d))
     check_v_cache(c, v_cache, k_cache)
+    c.written("k_cache", k_cache)
+    c.written("v_cache", v_cache, ("k_cache", k_cache))
 
 
 def _run(q: Tensor, k: Tensor, v: Tensor, q_norm_weight: Tensor, k_norm_weight: Tensor, positions: Tensor,

@@ -22,7 +22,9 @@ def check_conv_weight(c: Checker, weight, D: int, device) -> Tensor:
 
 
 def check_conv_state(c: Checker, state, K: int, D: int, bcx: Tensor) -> Tensor:
-    return c.tensor("conv_state", state, ndim=3, dtype=bcx.dtype, device=bcx.device, shape=(None, K - 1, D))
+    c.tensor("conv_state", state, ndim=3, dtype=bcx.dtype, device=bcx.device, shape=(None, K - 1, D))
+    c.written("conv_state", state)
+    return state
 
 
 def _check(bcx, weight, state, cu_seqlens, state_indices, has_initial_state) -> tuple[Tensor, int]:
