@@ -41,6 +41,7 @@ class Step:
     block_tables: Tensor | None = None  # [S, max_blocks] int32 (decode)
     cu_seqlens: Tensor | None = None    # [S + 1] int32 (prefill)
     lens: list[int] | None = None       # tokens of each sequence (prefill)
+    fresh: Tensor | None = None         # [S] bool, all false: prefill sequences start without a conv state
 
 
 class FeedForward(nn.Module):
@@ -63,9 +64,8 @@ class ShortConv(nn.Module):
         if step.cu_seqlens is None:
             y = self.ops.short_conv_update(bcx, self.weight, state, state_indices=step.rows)
         else:
-            fresh = torch.zeros(len(step.lens), dtype=torch.bool, device=x.device)
             y = self.ops.short_conv(bcx, self.weight, state, cu_seqlens=step.cu_seqlens, state_indices=step.rows,
-                                    has_initial_state=fresh)
+                                    has_initial_state=step.fresh)
         return self.out_proj(y)
 
 
@@ -237,7 +237,7 @@ class Lfm2ForCausalLM(nn.Module):
         seq_of = torch.repeat_interleave(torch.arange(len(lens), device=dev), torch.tensor(lens, device=dev))
         positions = (torch.arange(tokens.numel(), device=dev) - cu[:-1].long()[seq_of]).to(torch.int32)
         step = Step(self.caches, rows, positions, self.caches.slots(rows[seq_of], positions), cu_seqlens=cu,
-                    lens=lens)
+                    lens=lens, fresh=torch.zeros(len(lens), dtype=torch.bool, device=dev))
         n = self._blocks(self._embed(tokens), step)
         if last_only:
             n = n[(cu[1:] - 1).long()]
