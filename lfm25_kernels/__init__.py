@@ -2,7 +2,7 @@
 
 Ops (docs/DESIGN.md section 3): short_conv, short_conv_update, qk_norm_rope_append, gqa_decode, rms_norm, and
 linear (the projections of a CPU decode step, optionally with LFM2's SwiGLU gate fused in; pack_weight packs its
-weights for the AMX table). Each is also registered as torch.ops.lfm25.<name> for torch.compile. `reference`
+weights for the AMX table), and linear_q, the same with int8 or 4-bit weights (quantize_weight). Each is also registered as torch.ops.lfm25.<name> for torch.compile. `reference`
 holds the PyTorch reference of each.
 Projection decides which kernel a model's projection runs for a call's rows on this machine. CpuGraph records
 the CPU launches of a block of op calls once and replays them in one call; Graphed does so for a function, once

@@ -139,6 +139,53 @@ def linear(x: Tensor, weight: Tensor, *, gate_weight: Tensor | None = None) -> T
     return (_f32(torch.nn.functional.silu(_f32(gate)).to(x.dtype)) * _f32(up)).to(x.dtype)
 
 
+QUANT_GROUP = 32                                  # inputs per scale of linear_q's formats
+QUANT_RANGE = {"int8": (-127, 127), "q4": (-8, 7)}   # the codes of each format
+
+
+def dequantize(codes: Tensor, scales: Tensor, in_features: int) -> Tensor:
+    """A quantized weight in fp32: codes [N, G * 32] (int8) times scales [N, G] (fp16) per group of 32 inputs,
+    the first in_features columns."""
+    N, G = scales.shape
+    w = codes.to(torch.float32).view(N, G, QUANT_GROUP) * scales.to(torch.float32)[..., None]
+    return w.view(N, -1)[:, :in_features]
+
+
+def quantize_activations(x: Tensor) -> tuple[Tensor, Tensor]:
+    """linear_q's quantization of x [M, K]: per row and group of 32 inputs (zero-padded), codes
+    round-half-even(x * fp32(127 / amax)) and the fp32 scale amax / 127; a group with a NaN or an infinity gets
+    codes 0 and the scale NaN. Returns (codes [M, G * 32] int8, scales [M, G] fp32)."""
+    M, K = x.shape
+    G = -(-K // QUANT_GROUP)
+    v = torch.nn.functional.pad(_f32(x), (0, G * QUANT_GROUP - K)).view(M, G, QUANT_GROUP)
+    amax = v.abs().amax(-1, keepdim=True)
+    finite = torch.isfinite(v).all(-1, keepdim=True)
+    inv = torch.where(amax > 0, 127.0 / amax, torch.zeros_like(amax))
+    codes = torch.where(finite, torch.round(v * inv), torch.zeros_like(v)).to(torch.int8)
+    scales = torch.where(finite, amax / 127.0, torch.full_like(amax, float("nan")))
+    return codes.view(M, -1), scales.view(M, G)
+
+
+def linear_q(x: Tensor, codes: Tensor, scales: Tensor, *, gate_codes: Tensor | None = None,
+             gate_scales: Tensor | None = None) -> Tensor:
+    """lfm25_kernels.linear_q on plain codes [N, G * 32] and scales [N, G] (and the gate's): x [M, K] quantized
+    as quantize_activations says, exact int sums per group, each scaled by fp32(d * s) and summed in float64
+    (the kernels sum in fp32: the tests allow for that order), then rounded as linear() rounds."""
+    xc, xs = quantize_activations(x)
+    M, G = xs.shape
+
+    def product(c: Tensor, d: Tensor) -> Tensor:
+        sums = torch.einsum("mgk,ngk->mng", xc.view(M, G, -1).double(), c.view(c.shape[0], G, -1).double())
+        scale = (xs[:, None, :] * d.to(torch.float32)[None, :, :]).double()   # fp32(d * s)
+        return (sums * scale).sum(-1)
+
+    up = product(codes, scales).to(x.dtype)
+    if gate_codes is None:
+        return up
+    gate = product(gate_codes, gate_scales).to(x.dtype)
+    return (_f32(torch.nn.functional.silu(_f32(gate)).to(x.dtype)) * _f32(up)).to(x.dtype)
+
+
 def rms_norm(x: Tensor, weight: Tensor, eps: float, residual: Tensor | None = None):
     """y = w * x / sqrt(mean(x^2) + eps); with residual: h = x + residual (rounded), returns (rms_norm(h), h)."""
     h = x if residual is None else (_f32(x) + _f32(residual)).to(x.dtype)

@@ -22,12 +22,17 @@ namespace {
     return KernelTable{#ISA, LFM25_OPS(LFM25_KERNEL_OF)};    \
   }()
 
-// `base` under another name, with another linear: the avx512_bf16 and amx tables.
-constexpr KernelTable with_linear(KernelTable base, const char* isa, Status (*linear)(const LinearParams&)) {
-  base.isa = isa;
-  base.linear = linear;
-  return base;
+#if defined(LFM25_CPU_X86_SIMD)
+// The avx512 table under another name, with another linear and linear_q on VPDPBUSD (every CPU with
+// AVX512_BF16 has AVX512_VNNI): the avx512_bf16 and amx tables.
+KernelTable avx512_with(const char* isa, Status (*bf16_linear)(const LinearParams&)) {
+  KernelTable t = LFM25_TABLE(avx512);
+  t.isa = isa;
+  t.linear = bf16_linear;
+  t.linear_q = avx512_vnni::linear_q;
+  return t;
 }
+#endif
 
 struct Entry {
   KernelTable table;
@@ -62,8 +67,8 @@ bool has_bf16() {  // ARMv8.6 BF16 (BFCVT): Graviton3+, Apple M2+, Cortex-A510/A
 const Entry kEntries[] = {
 #if defined(LFM25_CPU_X86_SIMD)
     // the avx512 kernels, but linear on AMX tiles (bf16) or with VDPBF16PS (bf16)
-    {with_linear(LFM25_TABLE(avx512), "amx", amx::linear), has_amx},
-    {with_linear(LFM25_TABLE(avx512), "avx512_bf16", avx512_bf16::linear), has_avx512_bf16},
+    {avx512_with("amx", amx::linear), has_amx},
+    {avx512_with("avx512_bf16", avx512_bf16::linear), has_avx512_bf16},
     {LFM25_TABLE(avx512), has_avx512},
     {LFM25_TABLE(avx2), has_avx2},
 #endif

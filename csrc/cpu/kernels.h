@@ -18,6 +18,9 @@ namespace avx512 { LFM25_OPS(LFM25_DECLARE_KERNEL) }
 namespace avx512_bf16 {
 Status linear(const LinearParams& p);   // csrc/cpu/linear/avx512_bf16.cpp: avx512 plus VDPBF16PS
 }
+namespace avx512_vnni {
+Status linear_q(const LinearQParams& p);   // csrc/cpu/linear_q/vnni.cpp: VPDPBUSD, for avx512_bf16 and amx
+}
 namespace amx {
 Status linear(const LinearParams& p);   // csrc/cpu/linear/amx.cpp: avx512 plus AMX tiles in bf16
 bool usable();                          // the CPU has AMX-BF16 and the OS granted the tile state

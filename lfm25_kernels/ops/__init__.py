@@ -10,10 +10,11 @@ calls the public function, so the checks run once per call."""
 from .._launch import cpu_isa, launcher
 from .gqa_decode import gqa_decode
 from .linear import PackedWeight, linear, pack_weight
+from .linear_q import QuantizedWeight, linear_q, quantize_weight
 from .qk_norm_rope_append import qk_norm_rope_append
 from .rms_norm import rms_norm
 from .short_conv import short_conv
 from .short_conv_update import short_conv_update
 
 __all__ = ["short_conv", "short_conv_update", "qk_norm_rope_append", "gqa_decode", "rms_norm", "linear",
-           "pack_weight", "PackedWeight", "cpu_isa", "launcher"]
+           "pack_weight", "PackedWeight", "linear_q", "quantize_weight", "QuantizedWeight", "cpu_isa", "launcher"]

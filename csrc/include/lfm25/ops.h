@@ -164,15 +164,42 @@ enum class WeightLayout : int32_t {
   F(WeightLayout, weight_layout) /* kRows unless weight was packed (then weight_row_stride is unused) */
 LFM25_DEFINE_PADDED_PARAMS(LinearParams, LFM25_LINEAR_FIELDS)
 
+// How linear_q's weights are quantized: groups of 32 consecutive inputs of one output row share an fp16 scale
+// d, and a weight is d * q for an integer code q (docs/DESIGN.md section 4 has the formats and the layout).
+enum class QuantFormat : int32_t {
+  kInt8 = 0,   // q in [-127, 127], stored as the byte q + 128: 8.5 bits per weight
+  kQ4 = 1,     // q in [-8, 7], stored as the nibble q + 8: 4.5 bits per weight
+};
+
+// linear_q: linear (and its SwiGLU form, rounded as linear rounds it) with quantized weights. Each row of x is
+// quantized per group of 32 inputs to int8 codes with an fp32 scale (amax / 127), the dot products of codes
+// are exact int32 sums per group, and y[m, n] = sum over groups g of float(sum_g) * (d[n, g] * s[m, g]) in
+// fp32, in group order: the same bits on every kernel table, and a row's result never depends on the others.
+// Weights are packed by lfm25_kernels.quantize_weight: blocks of 16 output rows (a gated weight: 16 rows of
+// weight, then the same 16 rows of the gate), padded to an even number of blocks.
+#define LFM25_LINEAR_Q_FIELDS(F)                                                         \
+  F(const void*, x)              /* [M, K] */                                            \
+  F(const uint8_t*, weight)      /* [blocks, ceil(K/32), 512 (int8) or 256 (q4) bytes] */ \
+  F(const uint16_t*, scales)     /* fp16 [blocks, ceil(K/32), 16] */                     \
+  F(void*, y)                    /* [M, N] */                                            \
+  F(int64_t, x_row_stride) F(int64_t, y_row_stride)                                      \
+  F(int64_t, rows) F(int64_t, in_features) F(int64_t, out_features) /* M, K, N */        \
+  F(DType, dtype)                /* x and y */                                           \
+  F(QuantFormat, format)                                                                 \
+  F(int32_t, gated)              /* 1: y = silu(x . gate^T) * (x . weight^T) */          \
+  F(int32_t, num_threads)
+LFM25_DEFINE_PARAMS(LinearQParams, LFM25_LINEAR_Q_FIELDS)
+
 // THE OP LIST: X(op, Params, backends) per op. backends is `cuda` where csrc/cuda/<op>.cu has a kernel as
-// well as the CPU, `cpu` where the op is CPU only (linear: on CUDA, torch's cuBLAS GEMM serves).
+// well as the CPU, `cpu` where the op is CPU only (linear, linear_q: on CUDA, torch's cuBLAS GEMM serves).
 #define LFM25_OPS(X)                                   \
   X(short_conv, ShortConvParams, cuda)                 \
   X(short_conv_update, ShortConvUpdateParams, cuda)    \
   X(qk_norm_rope_append, QkNormRopeAppendParams, cuda) \
   X(gqa_decode, GqaDecodeParams, cuda)                 \
   X(rms_norm, RmsNormParams, cuda)                     \
-  X(linear, LinearParams, cpu)
+  X(linear, LinearParams, cpu)                         \
+  X(linear_q, LinearQParams, cpu)
 
 // LFM25_IF_CUDA(backends, code...): the code for an op with a CUDA kernel, nothing for a CPU-only op.
 #define LFM25_IF_CUDA(BACKENDS, ...) LFM25_IF_CUDA_##BACKENDS(__VA_ARGS__)

@@ -1,0 +1,293 @@
+"""linear_q: linear (and LFM2's SwiGLU) with weights quantized to int8 or 4-bit (docs/DESIGN.md sections 3 and 4);
+QuantizedWeight and quantize_weight, which choose the codes and pack them; the custom op lfm25::linear_q.
+
+Formats: groups of 32 consecutive inputs of an output row share an fp16 scale d; a weight is d * q.
+  "int8": q in [-127, 127], 8.5 bits per weight;  "q4": q in [-8, 7], 4.5 bits per weight.
+Each group's scale is the one of a few candidates (from the group's largest magnitude, then refitted by least
+squares) whose codes give the smallest squared error, the fp16 rounding of the scale included: never worse
+than llama.cpp's Q8_0 / Q4_0 rule (one candidate of the set) at the same bits."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .. import _C
+from .._checks import FLOAT_DTYPES, Checker
+from .._launch import DTYPE_CODE, launch, set_pointers
+from ..reference import QUANT_GROUP, QUANT_RANGE, dequantize
+
+FORMATS = ("int8", "q4")
+_FORMAT_CODE = {"int8": 0, "q4": 1}       # lfm25::QuantFormat
+_GROUP_BYTES = {"int8": 512, "q4": 256}   # a block's bytes per group: 16 rows x 32 codes
+_BLOCK = 16                               # output rows per block
+# candidate scales of a group: its signed largest-magnitude value m over each divisor (q4's range is
+# asymmetric: m may land on -8 or on 7), each also refitted by least squares to its codes
+_DIVISORS = {"int8": (-127.0,), "q4": (-8.0, -7.5, -7.0, 7.0, 7.5)}
+_ROWS_PER_CHUNK = 1024                    # quantize this many rows at a time (bounded temporaries)
+
+
+def _groups(in_features: int) -> int:
+    return -(-in_features // QUANT_GROUP)
+
+
+def _blocks(out_features: int, gated: bool) -> int:
+    """Blocks of 16 rows in the packed data: gated, a block of the weight then one of the gate per 16 rows;
+    otherwise an even number (the kernel's tile is two blocks)."""
+    n = -(-out_features // _BLOCK)
+    return 2 * n if gated else n + n % 2
+
+
+def packed_shapes(format: str, out_features: int, in_features: int, gated: bool):
+    """The shapes of QuantizedWeight.data (uint8) and .scales (fp16)."""
+    b, g = _blocks(out_features, gated), _groups(in_features)
+    return (b, g, _GROUP_BYTES[format]), (b, g, _BLOCK)
+
+
+def quantize_codes(weight: Tensor, format: str) -> tuple[Tensor, Tensor]:
+    """weight [N, K] -> (codes [N, G * 32] int8, scales [N, G] fp16), G = ceil(K / 32), K zero-padded: per group
+    the candidate scale with the smallest squared error (see the module's docstring)."""
+    lo, hi = QUANT_RANGE[format]
+    N, K = weight.shape
+    G = _groups(K)
+    codes = torch.empty(N, G * QUANT_GROUP, dtype=torch.int8)
+    scales = torch.empty(N, G, dtype=torch.float16)
+    for r0 in range(0, N, _ROWS_PER_CHUNK):
+        w = weight[r0:r0 + _ROWS_PER_CHUNK].to(torch.float32)
+        w = torch.nn.functional.pad(w, (0, G * QUANT_GROUP - K)).view(-1, G, QUANT_GROUP)
+        m = w.gather(-1, w.abs().argmax(-1, keepdim=True))       # the signed largest magnitude
+        best_err = best_q = best_d = None
+        for divisor in _DIVISORS[format]:
+            d = m / divisor
+            for refit in (False, True):
+                if refit:   # least squares for these codes: d = sum(w q) / sum(q^2)
+                    qq = (q * q).sum(-1, keepdim=True)
+                    d = torch.where(qq > 0, (w * q).sum(-1, keepdim=True) / qq.clamp_min(1), d)
+                d = d.to(torch.float16).to(torch.float32)
+                inv = torch.where(d != 0, 1.0 / d, torch.zeros_like(d))
+                q = torch.round(w * inv).clamp_(lo, hi)
+                err = (w - q * d).square_().sum(-1, keepdim=True)
+                if best_err is None:
+                    best_err, best_q, best_d = err, q, d
+                else:
+                    better = err < best_err
+                    best_err = torch.where(better, err, best_err)
+                    best_q = torch.where(better, q, best_q)
+                    best_d = torch.where(better, d, best_d)
+        codes[r0:r0 + _ROWS_PER_CHUNK] = best_q.view(-1, G * QUANT_GROUP).to(torch.int8)
+        scales[r0:r0 + _ROWS_PER_CHUNK] = best_d.view(-1, G).to(torch.float16)
+    return codes, scales
+
+
+def _pack_codes(codes: Tensor, format: str) -> Tensor:
+    """codes [16 * b, G * 32] (b blocks) -> [b, G, group bytes] in the kernel's order (docs/DESIGN.md
+    section 4): int8 quads of 16 rows x 4 codes; q4 pairs of quads, a code of the first quad in the low nibble
+    and of the second in the high nibble."""
+    n, width = codes.shape
+    b, G = n // _BLOCK, width // QUANT_GROUP
+    if format == "int8":
+        u = (codes.to(torch.int16) + 128).to(torch.uint8).view(b, _BLOCK, G, 8, 4)
+        return u.permute(0, 2, 3, 1, 4).reshape(b, G, 512)
+    u = (codes + 8).to(torch.uint8).view(b, _BLOCK, G, 4, 2, 4)   # [.., pair of quads, quad, code]
+    u = u.permute(0, 2, 3, 1, 5, 4)                                 # [b, G, pair, row, code, quad]
+    return (u[..., 0] | (u[..., 1] << 4)).reshape(b, G, 256)
+
+
+def _unpack_codes(data: Tensor, format: str) -> Tensor:
+    """_pack_codes' inverse for the blocks in data [b, G, group bytes]: [16 * b, G * 32] int8."""
+    b, G = data.shape[:2]
+    if format == "int8":
+        u = data.view(b, G, 8, _BLOCK, 4).permute(0, 3, 1, 2, 4)
+        return (u.to(torch.int16) - 128).to(torch.int8).reshape(b * _BLOCK, G * QUANT_GROUP)
+    u = data.view(b, G, 4, _BLOCK, 4).permute(0, 3, 1, 2, 4)        # [b, row, G, pair, code]
+    q = torch.stack((u & 15, u >> 4), dim=-2).to(torch.int8) - 8    # [b, row, G, pair, quad, code]
+    return q.reshape(b * _BLOCK, G * QUANT_GROUP)
+
+
+def _check_packed(c: Checker, data, scales, format, out_features, in_features, gated) -> None:
+    """data and scales must be what quantize_weight makes for these sizes: the kernel reads them all."""
+    if format not in FORMATS:
+        c.fail("format", f"one of {FORMATS}", repr(format))
+    for name, v in (("out_features", out_features), ("in_features", in_features)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            c.fail(name, "an int", type(v).__name__, TypeError)
+        c.value(name, v >= 1, "at least 1", v)
+    if not isinstance(gated, bool):
+        c.fail("gated", "a bool", type(gated).__name__, TypeError)
+    data_shape, scales_shape = packed_shapes(format, out_features, in_features, gated)
+    c.tensor("data", data, dtype=torch.uint8, shape=data_shape, contiguous=True)
+    c.value("data", data.device.type == "cpu", "on the CPU (linear_q is a CPU op)", data.device)
+    c.tensor("scales", scales, dtype=torch.float16, shape=scales_shape, contiguous=True, device=data.device)
+
+
+class QuantizedWeight:
+    """linear_q's weight [N, K] (and its SwiGLU gate), quantized and packed by quantize_weight: `data` uint8
+    [blocks, groups, bytes] and `scales` fp16 [blocks, groups, 16] (docs/DESIGN.md section 4). Pass it to
+    linear_q(), or to Projection."""
+
+    __slots__ = ("data", "scales", "format", "out_features", "in_features", "gated")
+
+    def __init__(self, data: Tensor, scales: Tensor, format: str, out_features: int, in_features: int,
+                 gated: bool = False):
+        _check_packed(Checker("QuantizedWeight"), data, scales, format, out_features, in_features, gated)
+        self.data, self.scales, self.format = data, scales, format
+        self.out_features, self.in_features, self.gated = out_features, in_features, gated
+
+    @property
+    def shape(self) -> torch.Size:
+        """[N, K] of the weight (the gate has the same)."""
+        return torch.Size((self.out_features, self.in_features))
+
+    @property
+    def device(self) -> torch.device:
+        return self.data.device
+
+    @property
+    def nbytes(self) -> int:
+        return self.data.nbytes + self.scales.nbytes
+
+    def _block_rows(self, index: Tensor, gate: bool) -> tuple[Tensor, Tensor]:
+        """(block, row in block) of each weight row in index (the gate's rows: gate=True)."""
+        block = index // _BLOCK
+        if self.gated:
+            block = 2 * block + int(gate)
+        return block, index % _BLOCK
+
+    def rows(self, index: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+        """The dequantized rows weight[index] (not the gate's): [len(index), K] in dtype, e.g. the embedding
+        lookup of a tied lm_head."""
+        c = Checker("QuantizedWeight.rows")
+        c.tensor("index", index, dtype=(torch.int32, torch.int64), device=self.device)
+        index = index.reshape(-1).long()
+        if index.numel() and not (0 <= int(index.min()) and int(index.max()) < self.out_features):
+            c.fail("index", f"values in [0, {self.out_features})",
+                   f"values from {int(index.min())} to {int(index.max())}")
+        block, row = self._block_rows(index, False)
+        G, nbytes = self.data.shape[1:]
+        # the blocks of the rows asked for, each unpacked whole (16 rows), then the row picked
+        codes = _unpack_codes(self.data[block], self.format).view(-1, _BLOCK, G * QUANT_GROUP)
+        codes = codes[torch.arange(index.numel()), row]
+        scales = self.scales[block, :, row]
+        return dequantize(codes, scales, self.in_features).to(dtype)
+
+    def codes(self, gate: bool = False) -> tuple[Tensor, Tensor]:
+        """(codes [N, G * 32] int8, scales [N, G] fp16) of the weight, or of its gate (gate=True)."""
+        c = Checker("QuantizedWeight.codes")
+        c.value("gate", not gate or self.gated, "False for a weight without a gate", gate)
+        n = -(-self.out_features // _BLOCK)
+        blocks = torch.arange(n) * 2 + int(gate) if self.gated else torch.arange(n)
+        codes = _unpack_codes(self.data[blocks], self.format)[:self.out_features]
+        scales = self.scales[blocks].permute(0, 2, 1).reshape(n * _BLOCK, -1)[:self.out_features]
+        return codes, scales
+
+    def dequantize(self) -> tuple[Tensor, Tensor | None]:
+        """(weight, gate_weight or None) in fp32 [N, K]."""
+        w = dequantize(*self.codes(), self.in_features)
+        return w, dequantize(*self.codes(True), self.in_features) if self.gated else None
+
+    @classmethod
+    def from_codes(cls, format: str, in_features: int, codes: Tensor, scales: Tensor,
+                   gate_codes: Tensor | None = None, gate_scales: Tensor | None = None) -> "QuantizedWeight":
+        """Pack codes [N, G * 32] and scales [N, G] (quantize_codes' output; with a gate, its own): the packed
+        form of a saved quantized checkpoint."""
+        c = Checker("QuantizedWeight.from_codes")
+        if format not in FORMATS:
+            c.fail("format", f"one of {FORMATS}", repr(format))
+        lo, hi = QUANT_RANGE[format]
+        G = _groups(in_features)
+        c.tensor("codes", codes, ndim=2, dtype=torch.int8, shape=(None, G * QUANT_GROUP))
+        N = codes.shape[0]
+        c.tensor("scales", scales, dtype=torch.float16, shape=(N, G))
+        parts = [(codes, scales)]
+        if gate_codes is not None:
+            c.tensor("gate_codes", gate_codes, dtype=torch.int8, shape=(N, G * QUANT_GROUP))
+            c.tensor("gate_scales", gate_scales, dtype=torch.float16, shape=(N, G))
+            parts.append((gate_codes, gate_scales))
+        for name, (q, _) in zip(("codes", "gate_codes"), parts):
+            if q.numel() and not (lo <= int(q.min()) and int(q.max()) <= hi):
+                c.fail(name, f"values in [{lo}, {hi}] for {format}", f"values from {int(q.min())} to {int(q.max())}")
+        gated = gate_codes is not None
+        rows = _blocks(N, gated) // len(parts) * _BLOCK            # padded rows of each part
+        packed = []
+        for q, d in parts:
+            q = torch.nn.functional.pad(q, (0, 0, 0, rows - N))
+            d = torch.nn.functional.pad(d, (0, 0, 0, rows - N))
+            packed.append((_pack_codes(q, format), d.view(-1, _BLOCK, G).permute(0, 2, 1)))
+        data = torch.stack([p[0] for p in packed], 1).reshape(-1, G, _GROUP_BYTES[format])
+        s = torch.stack([p[1] for p in packed], 1).reshape(-1, G, _BLOCK)
+        return cls(data.contiguous(), s.contiguous(), format, N, in_features, gated)
+
+    def __repr__(self) -> str:
+        gate = ", gated" if self.gated else ""
+        return (f"QuantizedWeight({self.format!r}, out_features={self.out_features}, "
+                f"in_features={self.in_features}{gate})")
+
+
+def quantize_weight(weight: Tensor, gate_weight: Tensor | None = None, *, format: str = "int8") -> QuantizedWeight:
+    """Quantize a CPU weight [N, K] (any float dtype; with gate_weight [N, K]: both, for linear_q(x, q) to compute
+    silu(x . gate_weight^T) * (x . weight^T)) to `format` ("int8" or "q4") and pack it for linear_q."""
+    c = Checker("quantize_weight")
+    if format not in FORMATS:
+        c.fail("format", f"one of {FORMATS}", repr(format))
+    c.tensor("weight", weight, ndim=2, dtype=FLOAT_DTYPES, last_contiguous=False)
+    c.value("weight", weight.device.type == "cpu", "on the CPU (linear_q is a CPU op)", weight.device)
+    c.value("weight", weight.shape[0] >= 1 and weight.shape[1] >= 1, "a non-empty [N, K]", list(weight.shape))
+    c.value("weight", bool(torch.isfinite(weight).all()), "finite (no NaN or infinity)", "non-finite values")
+    if gate_weight is not None:
+        c.tensor("gate_weight", gate_weight, ndim=2, dtype=FLOAT_DTYPES, device=weight.device,
+                 shape=tuple(weight.shape), last_contiguous=False)
+        c.value("gate_weight", bool(torch.isfinite(gate_weight).all()), "finite (no NaN or infinity)",
+                "non-finite values")
+    K = weight.shape[1]
+    gate = quantize_codes(gate_weight, format) if gate_weight is not None else (None, None)
+    return QuantizedWeight.from_codes(format, K, *quantize_codes(weight, format), *gate)
+
+
+def _check(x, data, scales, format, out_features, in_features, gated) -> None:
+    c = Checker("linear_q")
+    _check_packed(c, data, scales, format, out_features, in_features, gated)
+    c.tensor("x", x, ndim=tuple(range(1, 9)), dtype=FLOAT_DTYPES, device=data.device)
+    c.value("x", x.shape[-1] == in_features, f"of shape [..., {in_features}] (the weight's in_features)",
+            list(x.shape))
+
+
+def _run(x: Tensor, data: Tensor, scales: Tensor, format: str, out_features: int, in_features: int,
+         gated: bool) -> Tensor:
+    _check(x, data, scales, format, out_features, in_features, gated)
+    y = torch.empty(*x.shape[:-1], out_features, dtype=x.dtype, device=x.device)
+    if y.numel() == 0:
+        return y
+    x2 = x.reshape(-1, in_features)
+    if x2.stride(-1) != 1:
+        x2 = x2.contiguous()
+    p = _C.LinearQParams()
+    tensors = set_pointers(p, dict(x=x2, weight=data, scales=scales, y=y))
+    p.x_row_stride, p.y_row_stride = x2.stride(0), out_features
+    p.rows, p.in_features, p.out_features = x2.shape[0], in_features, out_features
+    p.dtype, p.format, p.gated = DTYPE_CODE[x.dtype], _FORMAT_CODE[format], int(gated)
+    launch("linear_q", p, tensors, x.device)
+    return y
+
+
+_op = torch.library.custom_op("lfm25::linear_q", _run, mutates_args=())
+
+
+@_op.register_fake
+def _(x, data, scales, format, out_features, in_features, gated):
+    _check(x, data, scales, format, out_features, in_features, gated)
+    return x.new_empty(*x.shape[:-1], out_features)
+
+
+def linear_q(x: Tensor, weight: QuantizedWeight) -> Tensor:
+    """y = x . weight^T for a QuantizedWeight (with a gate: silu(x . gate^T) * (x . weight^T), rounded as
+    linear() rounds), on the CPU. x: [..., K] fp32, fp16 or bf16; returns [..., N] in x's dtype.
+
+    Each row of x is quantized per group of 32 inputs to int8 codes with an fp32 scale (amax / 127), the codes'
+    dot products are exact int32 sums per group, and the groups' sums are scaled and added in fp32 in group
+    order (reference.linear_q): the same bits on every kernel table and for any number of rows, a row's result
+    independent of the others. A group of x holding a NaN or an infinity makes its row's outputs NaN."""
+    if not isinstance(weight, QuantizedWeight):
+        Checker("linear_q").fail("weight", "a QuantizedWeight (quantize_weight())", type(weight).__name__, TypeError)
+    args = (x, weight.data, weight.scales, weight.format, weight.out_features, weight.in_features, weight.gated)
+    if torch.compiler.is_compiling():
+        return torch.ops.lfm25.linear_q(*args)
+    return _run(*args)
