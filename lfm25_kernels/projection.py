@@ -1,6 +1,6 @@
 """Projection: a layer's weight (and its SwiGLU gate) and the path its product takes for a call's number of rows
-on this machine: lfm25_kernels.linear on [N, K] rows or on a PackedWeight, or torch's GEMM (docs/DESIGN.md
-section 2). The model says which weights it has; this module alone says which kernel runs them. The figures
+on this machine: lfm25_kernels.linear on [N, K] rows or on a PackedWeight, torch's GEMM, or linear_q on a
+QuantizedWeight for any number of rows (docs/DESIGN.md section 2). The model says which weights it has; this module alone says which kernel runs them. The figures
 behind each threshold are in bench/results/e2e-cpu-xeon-amx.md and the commits it cites."""
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from torch import Tensor
 from ._checks import Checker
 from ._launch import current_isa
 from .ops.linear import PackedWeight, linear, pack_weight
+from .ops.linear_q import QuantizedWeight, linear_q, quantize_weight
 
 # Up to this many rows (tokens in a call) a CPU projection runs our linear kernel: it streams each weight once
 # and is bound by memory bandwidth, which is what a decode step's few rows need. With more rows torch's GEMM
@@ -40,13 +41,29 @@ class Projection:
     weight, gate_weight: [N, K]. pack: pack the weight (with its gate) by pack_weight for the amx CPU table
     where that pays (gated, or with an input of a hidden size): None where the table in effect is amx and the
     weight bf16 on the CPU; True whatever the table in effect now (ValueError unless bf16 on the CPU); False
-    never. release(t) is called on each tensor a packed copy replaces (a loader lets go of the file's pages)."""
+    never. quantize: "int8" or "q4" quantizes the weight (with its gate) by quantize_weight, and every call runs
+    linear_q; a QuantizedWeight may also be given as weight. release(t) is called on each tensor a packed or
+    quantized copy replaces (a loader lets go of the file's pages)."""
 
     __slots__ = ("_weight", "_gate")
 
-    def __init__(self, weight: Tensor, gate_weight: Tensor | None = None, *, pack: bool | None = None,
+    def __init__(self, weight: Tensor | QuantizedWeight, gate_weight: Tensor | None = None, *,
+                 pack: bool | None = None, quantize: str | None = None,
                  release: Callable[[Tensor], None] | None = None):
         c = Checker("Projection")
+        if isinstance(weight, QuantizedWeight) or quantize is not None:
+            c.value("pack", not pack, "None or False with quantized weights", pack)
+            if isinstance(weight, QuantizedWeight):
+                c.value("gate_weight", gate_weight is None, "None with a QuantizedWeight (its gate is in it)",
+                        type(gate_weight).__name__)
+            else:
+                q = quantize_weight(weight, gate_weight, format=quantize)
+                for t in (weight, gate_weight):
+                    if release is not None and t is not None:
+                        release(t)
+                weight, gate_weight = q, None
+            self._weight, self._gate = weight, None
+            return
         c.tensor("weight", weight, ndim=2, last_contiguous=False)
         if gate_weight is not None:
             c.tensor("gate_weight", gate_weight, ndim=2, dtype=weight.dtype, device=weight.device,
@@ -67,6 +84,8 @@ class Projection:
         self._weight, self._gate = weight, gate_weight
 
     def __call__(self, x: Tensor) -> Tensor:
+        if self.quantized:
+            return linear_q(x, self._weight)
         rows = math.prod(x.shape[:-1])
         if x.device.type != "cpu" or rows <= (_OWN_MAX_ROWS_BF16 if self.dtype == torch.bfloat16
                                                else _OWN_MAX_ROWS_OTHER):
@@ -82,13 +101,17 @@ class Projection:
         # costs its page faults); the same values.
         return F.silu(F.linear(x, self._gate), inplace=True).mul_(F.linear(x, w))
 
-    def rows(self, index: Tensor) -> Tensor:
-        """weight[index] as [len(index), K] (not the gate's rows): the embedding lookup of a tied lm_head."""
-        return self._weight.rows(index) if self.packed else self._weight[index]
+    def rows(self, index: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+        """weight[index] as [len(index), K] (not the gate's rows): the embedding lookup of a tied lm_head; a
+        quantized weight's rows dequantized to dtype (default fp32)."""
+        if self.quantized:
+            return self._weight.rows(index, dtype or torch.float32)
+        rows = self._weight.rows(index) if self.packed else self._weight[index]
+        return rows if dtype is None else rows.to(dtype)
 
     @property
-    def weight(self) -> Tensor | PackedWeight:
-        """The [N, K] weight, or the PackedWeight that holds it (and the gate)."""
+    def weight(self) -> Tensor | PackedWeight | QuantizedWeight:
+        """The [N, K] weight, or the PackedWeight or QuantizedWeight that holds it (and the gate)."""
         return self._weight
 
     @property
@@ -101,8 +124,13 @@ class Projection:
         return isinstance(self._weight, PackedWeight)
 
     @property
+    def quantized(self) -> str | None:
+        """The format ("int8", "q4") of a quantized weight, else None."""
+        return self._weight.format if isinstance(self._weight, QuantizedWeight) else None
+
+    @property
     def gated(self) -> bool:
-        return self._weight.gated if self.packed else self._gate is not None
+        return self._weight.gated if self.packed or self.quantized else self._gate is not None
 
     @property
     def in_features(self) -> int:
@@ -113,8 +141,9 @@ class Projection:
         return self._weight.shape[0]
 
     @property
-    def dtype(self) -> torch.dtype:
-        return self._weight.dtype
+    def dtype(self) -> torch.dtype | None:
+        """The weight's dtype; None when quantized (the calls' x may be any float dtype)."""
+        return None if self.quantized else self._weight.dtype
 
     @property
     def device(self) -> torch.device:
@@ -122,4 +151,6 @@ class Projection:
 
     def __repr__(self) -> str:
         flags = "".join(f", {name}" for name in ("gated", "packed") if getattr(self, name))
+        if self.quantized:
+            flags += f", quantized={self.quantized!r}"
         return f"Projection(out_features={self.out_features}, in_features={self.in_features}{flags})"

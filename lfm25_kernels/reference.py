@@ -199,6 +199,7 @@ class Projection:
     reference backend runs; rows() is a lookup."""
 
     packed = False
+    quantized = None
 
     def __init__(self, weight: Tensor, gate_weight: Tensor | None = None):
         self.weight, self.gate_weight, self.gated = weight, gate_weight, gate_weight is not None
@@ -211,9 +212,9 @@ class Projection:
             return up
         return torch.nn.functional.silu(torch.nn.functional.linear(x, self.gate_weight)) * up
 
-    def rows(self, index: Tensor) -> Tensor:
+    def rows(self, index: Tensor, dtype: torch.dtype | None = None) -> Tensor:
         """weight[index]: the embedding lookup of a tied lm_head."""
-        return self.weight[index]
+        return self.weight[index] if dtype is None else self.weight[index].to(dtype)
 
     def __repr__(self) -> str:
         gate = ", gated" if self.gated else ""

@@ -23,7 +23,7 @@ _BLOCK = 16                               # output rows per block
 # candidate scales of a group: its signed largest-magnitude value m over each divisor (q4's range is
 # asymmetric: m may land on -8 or on 7), each also refitted by least squares to its codes
 _DIVISORS = {"int8": (-127.0,), "q4": (-8.0, -7.5, -7.0, 7.0, 7.5)}
-_ROWS_PER_CHUNK = 1024                    # quantize this many rows at a time (bounded temporaries)
+_CHUNK_ELEMENTS = 1 << 20                 # quantize about this many weights at a time: small temporaries
 
 
 def _groups(in_features: int) -> int:
@@ -51,8 +51,9 @@ def quantize_codes(weight: Tensor, format: str) -> tuple[Tensor, Tensor]:
     G = _groups(K)
     codes = torch.empty(N, G * QUANT_GROUP, dtype=torch.int8)
     scales = torch.empty(N, G, dtype=torch.float16)
-    for r0 in range(0, N, _ROWS_PER_CHUNK):
-        w = weight[r0:r0 + _ROWS_PER_CHUNK].to(torch.float32)
+    chunk = max(1, _CHUNK_ELEMENTS // (G * QUANT_GROUP))
+    for r0 in range(0, N, chunk):
+        w = weight[r0:r0 + chunk].to(torch.float32)
         w = torch.nn.functional.pad(w, (0, G * QUANT_GROUP - K)).view(-1, G, QUANT_GROUP)
         m = w.gather(-1, w.abs().argmax(-1, keepdim=True))       # the signed largest magnitude
         best_err = best_q = best_d = None
@@ -73,8 +74,8 @@ def quantize_codes(weight: Tensor, format: str) -> tuple[Tensor, Tensor]:
                     best_err = torch.where(better, err, best_err)
                     best_q = torch.where(better, q, best_q)
                     best_d = torch.where(better, d, best_d)
-        codes[r0:r0 + _ROWS_PER_CHUNK] = best_q.view(-1, G * QUANT_GROUP).to(torch.int8)
-        scales[r0:r0 + _ROWS_PER_CHUNK] = best_d.view(-1, G).to(torch.float16)
+        codes[r0:r0 + chunk] = best_q.view(-1, G * QUANT_GROUP).to(torch.int8)
+        scales[r0:r0 + chunk] = best_d.view(-1, G).to(torch.float16)
     return codes, scales
 
 
@@ -162,12 +163,15 @@ class QuantizedWeight:
             c.fail("index", f"values in [0, {self.out_features})",
                    f"values from {int(index.min())} to {int(index.max())}")
         block, row = self._block_rows(index, False)
-        G, nbytes = self.data.shape[1:]
-        # the blocks of the rows asked for, each unpacked whole (16 rows), then the row picked
-        codes = _unpack_codes(self.data[block], self.format).view(-1, _BLOCK, G * QUANT_GROUP)
-        codes = codes[torch.arange(index.numel()), row]
+        G = self.data.shape[1]
+        if self.format == "int8":   # the codes of row r of a block: byte r * 4 + j of each of its quads
+            u = self.data.view(-1, G, 8, _BLOCK, 4)[block, :, :, row, :]                      # [n, G, quad, 4]
+            codes = u.to(torch.int16).sub_(128).to(torch.int8)
+        else:
+            u = self.data.view(-1, G, 4, _BLOCK, 4)[block, :, :, row, :]                      # [n, G, pair, 4]
+            codes = torch.stack((u & 15, u >> 4), dim=-2).to(torch.int8).sub_(8)              # [n, G, pair, 2, 4]
         scales = self.scales[block, :, row]
-        return dequantize(codes, scales, self.in_features).to(dtype)
+        return dequantize(codes.reshape(index.numel(), -1), scales, self.in_features).to(dtype)
 
     def codes(self, gate: bool = False) -> tuple[Tensor, Tensor]:
         """(codes [N, G * 32] int8, scales [N, G] fp16) of the weight, or of its gate (gate=True)."""

@@ -2,6 +2,7 @@
 the shapes the config implies (missing, unexpected and mis-shaped tensors reported by name). Never unpickles."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -123,3 +124,93 @@ def random_weights(cfg: Lfm2Config, seed: int = 0) -> dict[str, torch.Tensor]:
         else:
             out[name] = torch.randn(shape, generator=g) / shape[-1] ** 0.5
     return out
+
+
+# ---- quantized checkpoints (Lfm2ForCausalLM.save_quantized) -------------------------------------------------
+# One model.safetensors: each quantized projection as <name>.qdata (uint8) and <name>.qscales (fp16), packed as
+# linear_q reads them, so loading maps them and copies nothing; the other tensors (norms, conv weights) under
+# their checkpoint names in the model's dtype. Metadata: the format, the layout version, the dtype, and per
+# projection its sizes and whether its gate is packed with it (w3 holds w1).
+_QUANT_LAYOUT = "1"
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
+                    "chat_template.jinja")
+
+
+def quantized_format(path: str) -> str | None:
+    """The format of a checkpoint written by save_quantized ("int8", "q4"), or None for any other."""
+    from safetensors import safe_open
+
+    file = os.path.join(path, "model.safetensors")
+    if not os.path.exists(file):
+        return None
+    try:
+        with safe_open(file, framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as e:
+        raise ValueError(f"cannot read {file}: {e}") from e
+    return meta.get("lfm25_quantized")
+
+
+def load_quantized(path: str, cfg: Lfm2Config) -> tuple[dict, torch.dtype]:
+    """name -> tensor or QuantizedWeight of a checkpoint written by save_quantized (memory-mapped), and the
+    model's dtype it was saved with."""
+    from safetensors import safe_open
+
+    from lfm25_kernels import QuantizedWeight
+
+    file = os.path.join(path, "model.safetensors")
+    f = safe_open(file, framework="pt")
+    meta = f.metadata()
+    if meta.get("lfm25_layout") != _QUANT_LAYOUT:
+        raise ValueError(f"{file}: quantized layout {meta.get('lfm25_layout')!r}, this version reads "
+                         f"{_QUANT_LAYOUT!r} (quantize the original checkpoint again)")
+    fmt, dtype = meta["lfm25_quantized"], getattr(torch, meta["lfm25_dtype"])
+    projections = json.loads(meta["lfm25_projections"])
+    raw = {}
+    try:
+        for name, (n, k, gated) in projections.items():
+            raw[name] = QuantizedWeight(f.get_tensor(f"{name}.qdata"), f.get_tensor(f"{name}.qscales"), fmt, n, k,
+                                        gated)
+        for name in f.keys():
+            if not name.endswith((".qdata", ".qscales")):
+                raw[name] = f.get_tensor(name)
+    except (KeyError, ValueError, TypeError) as e:
+        raise ValueError(f"{file} is not a valid quantized checkpoint: {e}") from e
+    want = expected_shapes(cfg)
+    gates = {n.replace(".w3.", ".w1.") for n, (_, _, gated) in projections.items() if gated}
+    missing = sorted(set(want) - set(raw) - gates)
+    if missing:
+        raise ValueError(f"checkpoint {path} does not match its config: missing tensors: {missing}")
+    return raw, dtype
+
+
+def save_quantized(model, directory: str) -> None:
+    """Write a quantized model (see the section's comment) with its config.json and the tokenizer files of the
+    checkpoint it came from."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from lfm25_kernels import Projection
+
+    os.makedirs(directory, exist_ok=True)
+    tensors, projections = {}, {}
+    for name, obj in model.named_weights.items():
+        if isinstance(obj, Projection) and obj.quantized:
+            q = obj.weight
+            tensors[f"{name}.qdata"], tensors[f"{name}.qscales"] = q.data, q.scales
+            projections[name] = [q.out_features, q.in_features, q.gated]
+        else:
+            tensors[name] = obj.contiguous()
+    meta = {"lfm25_quantized": model.quantized, "lfm25_layout": _QUANT_LAYOUT,
+            "lfm25_dtype": str(model.dtype).removeprefix("torch."), "lfm25_projections": json.dumps(projections)}
+    save_file(tensors, os.path.join(directory, "model.safetensors"), metadata=meta)
+    config = os.path.join(model.source, "config.json") if model.source else None
+    if config is None or not os.path.exists(config):   # a random model: its sizes, FFN width as used
+        with open(os.path.join(directory, "config.json"), "w") as f:
+            json.dump({**dataclasses.asdict(model.config), "model_type": "lfm2", "block_auto_adjust_ff_dim": False},
+                      f, indent=2)
+    for name in ("config.json", *_TOKENIZER_FILES) if model.source else ():
+        src = os.path.join(model.source, name)
+        if os.path.exists(src) and os.path.abspath(src) != os.path.abspath(os.path.join(directory, name)):
+            shutil.copyfile(src, os.path.join(directory, name))

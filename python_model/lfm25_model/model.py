@@ -129,70 +129,124 @@ class Lfm2ForCausalLM(nn.Module):
                  norm: Tensor, lm_head):
         super().__init__()
         self.config, self.backend, self.ops = cfg, backend, _ops(backend)
-        self.tok_embeddings = tok_embeddings   # [V, D]; None when tied to lm_head (looked up there)
+        self.tok_embeddings = tok_embeddings   # [V, D] (a Projection when quantized); None when tied to lm_head
         self.layers = nn.ModuleList(layers)
         self.norm, self.lm_head = norm, lm_head
         self.caches: Caches | None = None
         self._decode_step = Graphed(self._decode_layers)
+        self.quantized: str | None = None   # the weights' format, set by _build
+        self.named_weights: dict = {}       # checkpoint name -> projection or tensor, set by _build
+        self.source: str | None = None      # the checkpoint's directory
 
     # ---- loading -----------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path: str, *, backend: str = "kernels", dtype: torch.dtype | None = None,
-                        device: str | torch.device = "cpu", pack_weights: bool | None = None) -> "Lfm2ForCausalLM":
+                        device: str | torch.device = "cpu", pack_weights: bool | None = None,
+                        quantize: str | None = None) -> "Lfm2ForCausalLM":
         """pack_weights: pack the projections for the amx CPU table (lfm25_kernels.Projection); None packs where
-        that pays, False never."""
+        that pays, False never. quantize: "int8" or "q4" quantizes every projection, the lm_head and the
+        embedding at load, a tensor at a time, letting go of the checkpoint's pages as it goes
+        (lfm25_kernels.quantize_weight; docs/DESIGN.md section 4 has the formats). A checkpoint written by
+        save_quantized() loads as it was saved, without the original (quantize: None or its format)."""
         from . import loader
 
         cfg = Lfm2Config.from_pretrained(path)
-        raw = loader.load_safetensors(path, cfg)
-        dtype = dtype or raw["model.embedding_norm.weight"].dtype
-        return cls._build(cfg, raw, backend, dtype, torch.device(device), pack_weights, loader.release_pages)
+        saved = loader.quantized_format(path)
+        if saved is not None:
+            if quantize not in (None, saved):
+                raise ValueError(f"from_pretrained: quantize must be None or {saved!r} for {path} (saved quantized "
+                                 f"as {saved!r}), got {quantize!r}")
+            raw, saved_dtype = loader.load_quantized(path, cfg)
+            model = cls._build(cfg, raw, backend, dtype or saved_dtype, torch.device(device), pack_weights, saved)
+        else:
+            raw = loader.load_safetensors(path, cfg)
+            dtype = dtype or raw["model.embedding_norm.weight"].dtype
+            model = cls._build(cfg, raw, backend, dtype, torch.device(device), pack_weights, quantize,
+                               loader.release_pages)
+        model.source = path
+        return model
 
     @classmethod
     def random(cls, cfg: Lfm2Config | None = None, *, backend: str = "kernels", dtype=torch.bfloat16,
-               device="cpu", seed: int = 0, pack_weights: bool | None = None) -> "Lfm2ForCausalLM":
+               device="cpu", seed: int = 0, pack_weights: bool | None = None,
+               quantize: str | None = None) -> "Lfm2ForCausalLM":
         """The LFM2.5-350M shapes (or cfg) with random weights, for timing without a download."""
         from . import loader
 
         cfg = cfg or Lfm2Config.lfm25_350m()
-        return cls._build(cfg, loader.random_weights(cfg, seed), backend, dtype, torch.device(device), pack_weights)
+        return cls._build(cfg, loader.random_weights(cfg, seed), backend, dtype, torch.device(device), pack_weights,
+                          quantize)
 
     @classmethod
     def _build(cls, cfg: Lfm2Config, raw, backend: str, dtype, device: torch.device, pack_weights: bool | None,
-               release: Callable[[Tensor], None] | None = None) -> "Lfm2ForCausalLM":
-        """The module tree from checkpoint tensors; release(t) lets go of each tensor a packed copy replaced."""
+               quantize: str | None = None, release: Callable[[Tensor], None] | None = None) -> "Lfm2ForCausalLM":
+        """The module tree from checkpoint tensors (a quantized checkpoint's projections are QuantizedWeights);
+        release(t) lets go of each tensor a packed or quantized copy replaced."""
         ops = _ops(backend)
         if pack_weights and not (backend == "kernels" and device.type == "cpu" and dtype == torch.bfloat16):
             raise ValueError("pack_weights=True needs backend='kernels', dtype=torch.bfloat16 and device='cpu' "
                              f"(got {backend!r}, {dtype}, {device})")
-        if backend == "kernels":
-            proj = lambda w, g=None: ops.Projection(w, g, pack=pack_weights, release=release)
-        else:
-            proj = ops.Projection
+        if quantize is not None and not (backend == "kernels" and device.type == "cpu"):
+            raise ValueError(f"quantize={quantize!r} needs backend='kernels' and device='cpu' (got {backend!r}, "
+                             f"{device})")
         # NOTE: no copy when dtype and device already match: the weights stay views of the checkpoint's memory
         # map, so it is resident once (concatenating q/k/v or w1/w3 would copy them and keep the file pages
         # mapped as well, for no decode gain).
         cv = lambda t: t.to(device=device, dtype=dtype).contiguous()
         w = lambda name: cv(raw[name])
-        embed = w("model.embed_tokens.weight")
+        named = {}   # checkpoint name -> projection or tensor, for save_quantized
+
+        def proj(name: str, gate: str | None = None):
+            if quantize is not None:   # quantized from the checkpoint's own tensors, or as saved
+                g = raw[gate] if gate is not None and gate in raw else None
+                p = ops.Projection(raw[name], g, quantize=quantize, release=release)
+            elif backend == "kernels":
+                p = ops.Projection(w(name), w(gate) if gate else None, pack=pack_weights, release=release)
+            else:
+                p = ops.Projection(w(name), w(gate) if gate else None)
+            named[name] = p
+            return p
+
+        def tensor(name: str, t: Tensor | None = None):
+            named[name] = cv(raw[name]) if t is None else t
+            return named[name]
+
         tied = "lm_head.weight" not in raw
         layers = []
         for i in range(cfg.num_hidden_layers):
             p = f"model.layers.{i}"
             if cfg.is_attention(i):
                 a = f"{p}.self_attn"
-                mixer = Attention(ops, cfg, i, *(proj(w(f"{a}.{n}_proj.weight")) for n in ("q", "k", "v", "out")),
-                                  w(f"{a}.q_layernorm.weight"), w(f"{a}.k_layernorm.weight"))
+                mixer = Attention(ops, cfg, i, *(proj(f"{a}.{n}_proj.weight") for n in ("q", "k", "v", "out")),
+                                  tensor(f"{a}.q_layernorm.weight"), tensor(f"{a}.k_layernorm.weight"))
             else:
                 c = f"{p}.conv"
-                mixer = ShortConv(ops, i, proj(w(f"{c}.in_proj.weight")), cv(raw[f"{c}.conv.weight"][:, 0, :]),
-                                  proj(w(f"{c}.out_proj.weight")))
+                mixer = ShortConv(ops, i, proj(f"{c}.in_proj.weight"),
+                                  tensor(f"{c}.conv.weight", cv(raw[f"{c}.conv.weight"].reshape(cfg.hidden_size, -1))),
+                                  proj(f"{c}.out_proj.weight"))
             f = f"{p}.feed_forward"
-            ffn = FeedForward(proj(w(f"{f}.w3.weight"), w(f"{f}.w1.weight")), proj(w(f"{f}.w2.weight")))
-            layers.append(Block(ops, cfg.norm_eps, w(f"{p}.operator_norm.weight"), mixer, w(f"{p}.ffn_norm.weight"),
-                                ffn))
-        lm_head = proj(embed if tied else w("lm_head.weight"))
-        return cls(cfg, backend, None if tied else embed, layers, w("model.embedding_norm.weight"), lm_head)
+            ffn = FeedForward(proj(f"{f}.w3.weight", f"{f}.w1.weight"), proj(f"{f}.w2.weight"))
+            layers.append(Block(ops, cfg.norm_eps, tensor(f"{p}.operator_norm.weight"), mixer,
+                                tensor(f"{p}.ffn_norm.weight"), ffn))
+        if tied:
+            lm_head, embed = proj("model.embed_tokens.weight"), None
+        else:
+            lm_head = proj("lm_head.weight")
+            embed = proj("model.embed_tokens.weight") if quantize is not None else tensor("model.embed_tokens.weight")
+        model = cls(cfg, backend, embed, layers, tensor("model.embedding_norm.weight"), lm_head)
+        model.quantized, model.named_weights = quantize, named
+        return model
+
+    def save_quantized(self, directory: str) -> None:
+        """Write this quantized model as a safetensors checkpoint in directory (the format in its metadata) with
+        its config, and the tokenizer files of the checkpoint it came from; from_pretrained(directory) loads it
+        back without the original."""
+        from . import loader
+
+        if self.quantized is None:
+            raise ValueError("save_quantized: the model is not quantized (from_pretrained(..., quantize='int8' "
+                             "or 'q4'))")
+        loader.save_quantized(self, directory)
 
     @property
     def dtype(self):
@@ -219,7 +273,9 @@ class Lfm2ForCausalLM(nn.Module):
     # ---- the network -------------------------------------------------------------------------------------
     def _embed(self, tokens: Tensor) -> Tensor:
         if self.tok_embeddings is None:
-            return self.lm_head.rows(tokens)
+            return self.lm_head.rows(tokens, self.dtype)
+        if not isinstance(self.tok_embeddings, Tensor):   # quantized
+            return self.tok_embeddings.rows(tokens, self.dtype)
         return F.embedding(tokens, self.tok_embeddings)
 
     def _blocks(self, h: Tensor, step: Step) -> Tensor:
