@@ -3,9 +3,9 @@ QuantizedWeight and quantize_weight, which choose the codes and pack them; the c
 
 Formats: groups of 32 consecutive inputs of an output row share an fp16 scale d; a weight is d * q.
   "int8": q in [-127, 127], 8.5 bits per weight;  "q4": q in [-8, 7], 4.5 bits per weight.
-Each group's scale is the one of a few candidates (from the group's largest magnitude, then refitted by least
-squares) whose codes give the smallest squared error, the fp16 rounding of the scale included: never worse
-than llama.cpp's Q8_0 / Q4_0 rule (one candidate of the set) at the same bits."""
+Each group gets the candidate codes and scale with the smallest squared error, the fp16 rounding of the scale
+included: llama.cpp's Q8_0 / Q4_0 rule is one candidate, so no group is less accurate than theirs at the same
+bits; the others refit it by least squares (and for q4 start from the other end of the asymmetric range)."""
 from __future__ import annotations
 
 import torch
@@ -20,9 +20,6 @@ FORMATS = ("int8", "q4")
 _FORMAT_CODE = {"int8": 0, "q4": 1}       # lfm25::QuantFormat
 _GROUP_BYTES = {"int8": 512, "q4": 256}   # a block's bytes per group: 16 rows x 32 codes
 _BLOCK = 16                               # output rows per block
-# candidate scales of a group: its signed largest-magnitude value m over each divisor (q4's range is
-# asymmetric: m may land on -8 or on 7), each also refitted by least squares to its codes
-_DIVISORS = {"int8": (-127.0,), "q4": (-8.0, -7.5, -7.0, 7.0, 7.5)}
 _CHUNK_ELEMENTS = 1 << 20                 # quantize about this many weights at a time: small temporaries
 
 
@@ -43,9 +40,24 @@ def packed_shapes(format: str, out_features: int, in_features: int, gated: bool)
     return (b, g, _GROUP_BYTES[format]), (b, g, _BLOCK)
 
 
+def _llama_codes(w: Tensor, m: Tensor, format: str) -> tuple[Tensor, Tensor]:
+    """llama.cpp's Q8_0 / Q4_0 rule (ggml's quantize_row_q8_0_ref / q4_0_ref): the scale d = amax / 127 or
+    m / -8, codes from x * (1 / d) rounded half away from zero (Q8_0) or truncated after + 8.5 (Q4_0), d kept
+    in fp16. Returns (codes as floats, the fp16 scale as fp32)."""
+    d = m.abs() / 127.0 if format == "int8" else m / -8.0
+    inv = torch.where(d != 0, 1.0 / d, torch.zeros_like(d))
+    v = w * inv
+    if format == "int8":
+        q = v.abs().add_(0.5).floor_().copysign_(v)
+    else:
+        q = v.add_(8.5).trunc_().clamp_(max=15.0).sub_(8.0)
+    return q, d.to(torch.float16).to(torch.float32)
+
+
 def quantize_codes(weight: Tensor, format: str) -> tuple[Tensor, Tensor]:
     """weight [N, K] -> (codes [N, G * 32] int8, scales [N, G] fp16), G = ceil(K / 32), K zero-padded: per group
-    the candidate scale with the smallest squared error (see the module's docstring)."""
+    the candidate with the smallest squared error, the candidates being llama.cpp's Q8_0 / Q4_0 codes and scale,
+    for q4 also the scale m / 7 (the signed largest magnitude on code 7), and each refitted by least squares."""
     lo, hi = QUANT_RANGE[format]
     N, K = weight.shape
     G = _groups(K)
@@ -56,16 +68,18 @@ def quantize_codes(weight: Tensor, format: str) -> tuple[Tensor, Tensor]:
         w = weight[r0:r0 + chunk].to(torch.float32)
         w = torch.nn.functional.pad(w, (0, G * QUANT_GROUP - K)).view(-1, G, QUANT_GROUP)
         m = w.gather(-1, w.abs().argmax(-1, keepdim=True))       # the signed largest magnitude
+        candidates = [_llama_codes(w, m, format)]
+        if format == "q4":
+            d = (m / 7.0).to(torch.float16).to(torch.float32)
+            candidates.append((torch.where(d != 0, w / d, torch.zeros_like(w)).round_().clamp_(lo, hi), d))
         best_err = best_q = best_d = None
-        for divisor in _DIVISORS[format]:
-            d = m / divisor
+        for q, d in candidates:
             for refit in (False, True):
-                if refit:   # least squares for these codes: d = sum(w q) / sum(q^2)
+                if refit:   # least squares for these codes: d = sum(w q) / sum(q^2), then the codes again
                     qq = (q * q).sum(-1, keepdim=True)
                     d = torch.where(qq > 0, (w * q).sum(-1, keepdim=True) / qq.clamp_min(1), d)
-                d = d.to(torch.float16).to(torch.float32)
-                inv = torch.where(d != 0, 1.0 / d, torch.zeros_like(d))
-                q = torch.round(w * inv).clamp_(lo, hi)
+                    d = d.to(torch.float16).to(torch.float32)
+                    q = torch.where(d != 0, w / d, torch.zeros_like(w)).round_().clamp_(lo, hi)
                 err = (w - q * d).square_().sum(-1, keepdim=True)
                 if best_err is None:
                     best_err, best_q, best_d = err, q, d
