@@ -195,7 +195,7 @@ class QuantizedWeight:
         blocks = torch.arange(n) * 2 + int(gate) if self.gated else torch.arange(n)
         codes = _unpack_codes(self.data[blocks], self.format)[:self.out_features]
         scales = self.scales[blocks].permute(0, 2, 1).reshape(n * _BLOCK, -1)[:self.out_features]
-        return codes, scales
+        return codes.contiguous(), scales.contiguous()
 
     def dequantize(self) -> tuple[Tensor, Tensor | None]:
         """(weight, gate_weight or None) in fp32 [N, K]."""
