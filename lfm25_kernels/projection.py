@@ -57,11 +57,7 @@ class Projection:
                 c.value("gate_weight", gate_weight is None, "None with a QuantizedWeight (its gate is in it)",
                         type(gate_weight).__name__)
             else:
-                q = quantize_weight(weight, gate_weight, format=quantize)
-                for t in (weight, gate_weight):
-                    if release is not None and t is not None:
-                        release(t)
-                weight, gate_weight = q, None
+                weight, gate_weight = quantize_weight(weight, gate_weight, format=quantize, release=release), None
             self._weight, self._gate = weight, None
             return
         c.tensor("weight", weight, ndim=2, last_contiguous=False)

@@ -8,6 +8,8 @@ included: llama.cpp's Q8_0 / Q4_0 rule is one candidate, so no group is less acc
 bits; the others refit it by least squares (and for q4 start from the other end of the asymmetric range)."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
 
@@ -205,34 +207,25 @@ class QuantizedWeight:
     @classmethod
     def from_codes(cls, format: str, in_features: int, codes: Tensor, scales: Tensor,
                    gate_codes: Tensor | None = None, gate_scales: Tensor | None = None) -> "QuantizedWeight":
-        """Pack codes [N, G * 32] and scales [N, G] (quantize_codes' output; with a gate, its own): the packed
-        form of a saved quantized checkpoint."""
+        """Pack codes [N, G * 32] and scales [N, G] (quantize_codes' output; with a gate, its own)."""
         c = Checker("QuantizedWeight.from_codes")
         if format not in FORMATS:
             c.fail("format", f"one of {FORMATS}", repr(format))
         lo, hi = QUANT_RANGE[format]
         G = _groups(in_features)
-        c.tensor("codes", codes, ndim=2, dtype=torch.int8, shape=(None, G * QUANT_GROUP))
+        c.tensor("codes", codes, ndim=2, dtype=torch.int8, shape=(None, G * QUANT_GROUP), last_contiguous=False)
         N = codes.shape[0]
-        c.tensor("scales", scales, dtype=torch.float16, shape=(N, G))
+        c.tensor("scales", scales, dtype=torch.float16, shape=(N, G), last_contiguous=False)
         parts = [(codes, scales)]
         if gate_codes is not None:
-            c.tensor("gate_codes", gate_codes, dtype=torch.int8, shape=(N, G * QUANT_GROUP))
-            c.tensor("gate_scales", gate_scales, dtype=torch.float16, shape=(N, G))
+            c.tensor("gate_codes", gate_codes, dtype=torch.int8, shape=(N, G * QUANT_GROUP), last_contiguous=False)
+            c.tensor("gate_scales", gate_scales, dtype=torch.float16, shape=(N, G), last_contiguous=False)
             parts.append((gate_codes, gate_scales))
         for name, (q, _) in zip(("codes", "gate_codes"), parts):
             if q.numel() and not (lo <= int(q.min()) and int(q.max()) <= hi):
                 c.fail(name, f"values in [{lo}, {hi}] for {format}", f"values from {int(q.min())} to {int(q.max())}")
-        gated = gate_codes is not None
-        rows = _blocks(N, gated) // len(parts) * _BLOCK            # padded rows of each part
-        packed = []
-        for q, d in parts:
-            q = torch.nn.functional.pad(q, (0, 0, 0, rows - N))
-            d = torch.nn.functional.pad(d, (0, 0, 0, rows - N))
-            packed.append((_pack_codes(q, format), d.view(-1, _BLOCK, G).permute(0, 2, 1)))
-        data = torch.stack([p[0] for p in packed], 1).reshape(-1, G, _GROUP_BYTES[format])
-        s = torch.stack([p[1] for p in packed], 1).reshape(-1, G, _BLOCK)
-        return cls(data.contiguous(), s.contiguous(), format, N, in_features, gated)
+        return _packed(format, N, in_features, len(parts) == 2, lambda part, r0, r1: parts[part][0][r0:r1],
+                       lambda part, r0, r1: parts[part][1][r0:r1])
 
     def __repr__(self) -> str:
         gate = ", gated" if self.gated else ""
@@ -240,24 +233,57 @@ class QuantizedWeight:
                 f"in_features={self.in_features}{gate})")
 
 
-def quantize_weight(weight: Tensor, gate_weight: Tensor | None = None, *, format: str = "int8") -> QuantizedWeight:
+def _packed(format: str, N: int, K: int, gated: bool, codes_of, scales_of) -> QuantizedWeight:
+    """A QuantizedWeight filled a chunk of rows at a time (16 rows a block): codes_of(part, r0, r1) and
+    scales_of(part, r0, r1) give rows [r0, r1) of the weight (part 0) or of its gate (part 1), each asked for
+    once and in order, so the temporaries stay small (a loader's weights are quantized as they are read)."""
+    data_shape, scales_shape = packed_shapes(format, N, K, gated)
+    data, scales = torch.zeros(data_shape, dtype=torch.uint8), torch.zeros(scales_shape, dtype=torch.float16)
+    G = data_shape[1]
+    step = max(_BLOCK, _CHUNK_ELEMENTS // (G * QUANT_GROUP) // _BLOCK * _BLOCK)
+    for r0 in range(0, N, step):
+        r1 = min(N, r0 + step)
+        b0, b1 = r0 // _BLOCK, -(-r1 // _BLOCK)
+        for part in range(2 if gated else 1):
+            q = torch.nn.functional.pad(codes_of(part, r0, r1), (0, 0, 0, (b1 - b0) * _BLOCK - (r1 - r0)))
+            d = torch.nn.functional.pad(scales_of(part, r0, r1), (0, 0, 0, (b1 - b0) * _BLOCK - (r1 - r0)))
+            blocks = slice(2 * b0 + part, 2 * b1, 2) if gated else slice(b0, b1)
+            data[blocks] = _pack_codes(q, format)
+            scales[blocks] = d.view(-1, _BLOCK, G).permute(0, 2, 1)
+    return QuantizedWeight(data, scales, format, N, K, gated)
+
+
+def quantize_weight(weight: Tensor, gate_weight: Tensor | None = None, *, format: str = "int8",
+                    release: Callable[[Tensor], None] | None = None) -> QuantizedWeight:
     """Quantize a CPU weight [N, K] (any float dtype; with gate_weight [N, K]: both, for linear_q(x, q) to compute
-    silu(x . gate_weight^T) * (x . weight^T)) to `format` ("int8" or "q4") and pack it for linear_q."""
+    silu(x . gate_weight^T) * (x . weight^T)) to `format` ("int8" or "q4") and pack it for linear_q. A chunk of
+    rows at a time: release(rows), when given, is called on each chunk of the inputs once it is quantized (a
+    loader lets go of the file's pages as it goes)."""
     c = Checker("quantize_weight")
     if format not in FORMATS:
         c.fail("format", f"one of {FORMATS}", repr(format))
     c.tensor("weight", weight, ndim=2, dtype=FLOAT_DTYPES, last_contiguous=False)
     c.value("weight", weight.device.type == "cpu", "on the CPU (linear_q is a CPU op)", weight.device)
     c.value("weight", weight.shape[0] >= 1 and weight.shape[1] >= 1, "a non-empty [N, K]", list(weight.shape))
-    c.value("weight", bool(torch.isfinite(weight).all()), "finite (no NaN or infinity)", "non-finite values")
+    parts = {0: ("weight", weight)}
     if gate_weight is not None:
         c.tensor("gate_weight", gate_weight, ndim=2, dtype=FLOAT_DTYPES, device=weight.device,
                  shape=tuple(weight.shape), last_contiguous=False)
-        c.value("gate_weight", bool(torch.isfinite(gate_weight).all()), "finite (no NaN or infinity)",
-                "non-finite values")
-    K = weight.shape[1]
-    gate = quantize_codes(gate_weight, format) if gate_weight is not None else (None, None)
-    return QuantizedWeight.from_codes(format, K, *quantize_codes(weight, format), *gate)
+        parts[1] = ("gate_weight", gate_weight)
+    scales_of = {}
+
+    def codes_of(part: int, r0: int, r1: int) -> Tensor:
+        name, w = parts[part]
+        rows = w[r0:r1]
+        if not bool(torch.isfinite(rows).all()):
+            c.fail(name, "finite (no NaN or infinity)", f"non-finite values in rows {r0} to {r1 - 1}")
+        codes, scales_of[part] = quantize_codes(rows, format)
+        if release is not None:
+            release(rows)
+        return codes
+
+    return _packed(format, weight.shape[0], weight.shape[1], gate_weight is not None, codes_of,
+                   lambda part, r0, r1: scales_of.pop(part))
 
 
 def _check(x, data, scales, format, out_features, in_features, gated) -> None:
