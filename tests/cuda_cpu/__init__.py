@@ -8,11 +8,9 @@ Without g++ on an x86-64 host the cuda-cpu backends are skipped locally and fail
 from __future__ import annotations
 
 import hashlib
-import ctypes
 import os
 import platform
 import shutil
-import struct
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -20,12 +18,11 @@ from pathlib import Path
 
 import pytest
 
+import neon
 from lfm25_kernels import _C
-from neon import _span, encode
 
 ROOT = Path(__file__).resolve().parents[2]
 CXX = os.environ.get("CXX", "g++")
-OPS = {op: code for code, op in enumerate(_C.ops)}   # op codes of runner.cpp: the index in the op list
 
 
 def missing_tools() -> list[str]:
@@ -34,9 +31,10 @@ def missing_tools() -> list[str]:
 
 
 def _sources() -> list[Path]:
+    here = ROOT / "tests/cuda_cpu"
     return sorted([ROOT / "csrc/status.cpp", *(ROOT / "csrc/include/lfm25").glob("*.h"),
-                   *(ROOT / "csrc/cuda").glob("*"), *(ROOT / "tests/cuda_cpu").rglob("*.[ch]*"),
-                   ROOT / "tests/cuda_cpu/build.sh"])
+                   *(ROOT / "csrc/cuda").glob("*"), *here.glob("*.cpp"), *here.glob("*.h"),
+                   *(here / "include").glob("*.h"), here / "build.sh"])
 
 
 _build_lock = threading.Lock()
@@ -73,40 +71,15 @@ class Device:
                 f"probe={int(self.probe)}")
 
 
-class Runner:
-    """The runner process; call() returns the launch log of runtime.h (take_log)."""
+class Runner(neon.Runner):
+    """The runner process: call()'s `isa` carries a Device's settings, its answer is the launch log of
+    runtime.h (take_log). A runtime check that aborts the process shows on the test's captured stderr."""
 
     def __init__(self):
-        self.proc = None
-        self.lock = threading.Lock()
+        super().__init__("cuda-cpu")
 
-    def call(self, device: Device, op: str, params, tensors: dict) -> str:
-        spans = {name: _span(t) for name, t in tensors.items()}
-        outputs = {name for name, _, writes in type(params).fields if writes}
-        with self.lock:
-            if self.proc is None or self.proc.poll() is not None:
-                self.proc = subprocess.Popen([str(binaries() / "runner")], stdin=subprocess.PIPE,
-                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            try:
-                self.proc.stdin.write(encode(device.settings(), OPS[op], params, tensors))
-                self.proc.stdin.flush()
-            except BrokenPipeError:
-                pass
-            read = self.proc.stdout.read
-            head = read(8)
-            if len(head) < 8:
-                code = self.proc.wait()
-                raise RuntimeError(f"cuda-cpu runner died (code {code}) running {op} on {device}:\n"
-                                   f"{self.proc.stderr.read().decode()}")
-            status, mlen = struct.unpack("<iI", head)
-            text = read(mlen).decode()
-            for name, (addr, n) in spans.items():
-                data = read(n)
-                if name in outputs and n:
-                    ctypes.memmove(addr, data, n)
-        if status != 0:
-            raise ValueError(text)
-        return text
+    def command(self) -> list[str]:
+        return [str(binaries() / "runner")]
 
 
 _runner = Runner()
@@ -118,7 +91,7 @@ def launcher(device: Device = Device(), log: list[str] | None = None):
     def run(op, params, tensors):
         if op not in _C.cuda_ops:
             pytest.skip(f"{op} has no CUDA kernel (torch serves it on CUDA)")
-        text = _runner.call(device, op, params, tensors)
+        text = _runner.call(device.settings(), op, params, tensors)
         if log is not None:
             log.append(text)
     return run
