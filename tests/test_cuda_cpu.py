@@ -87,11 +87,11 @@ def test_gqa_decode_on_every_device_and_allocation_outcome(p, device):
 
 
 @pytest.mark.parametrize("device,splits", [
-    (DECODE_DEVICES[0], 1),     # 8 units already give 4 x 1 SM blocks
-    (DECODE_DEVICES[1], 66),    # ceil(4 x 132 / 8)
-    (DECODE_DEVICES[2], 79),    # clamped to ceil(20000 / 256)
-    (DECODE_DEVICES[3], 1),     # allocation failed
-    (DECODE_DEVICES[4], 1),     # no stream-ordered allocation
+    pytest.param(DECODE_DEVICES[0], 1, id="1-sm"),            # 8 units already give 4 x 1 SM blocks
+    pytest.param(DECODE_DEVICES[1], 66, id="132-sms"),        # ceil(4 x 132 / 8)
+    pytest.param(DECODE_DEVICES[2], 79, id="2048-sms"),       # clamped to ceil(20000 / 256)
+    pytest.param(DECODE_DEVICES[3], 1, id="alloc-fails"),     # allocation failed
+    pytest.param(DECODE_DEVICES[4], 1, id="no-pools"),        # no stream-ordered allocation
 ])
 def test_gqa_decode_split_count_follows_the_device(device, splits):
     """Batch 1 with 20000 cached tokens, 8 KV heads of 2 query heads: units = 8 blocks before splitting."""

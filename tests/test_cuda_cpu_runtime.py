@@ -52,6 +52,7 @@ def test_dynamic_shared_memory_is_poisoned_then_shared_by_the_block():
 @pytest.mark.parametrize("name,probe,message", [
     ("missing_barrier", True, "race probe: the result depends on the order of threads or blocks"),
     ("block_race", True, "race probe: the result depends on the order of threads or blocks"),
+    ("stale_shared", True, "race probe: the result depends on the order of threads or blocks"),
     ("shuffle_partial_mask", False, "shuffle with a partial mask"),
     ("shuffle_after_exit", False, "shuffle not reached by every lane of the warp"),
     ("shuffle_partial_warp", False, "full-mask shuffle in a warp of fewer than 32 threads"),

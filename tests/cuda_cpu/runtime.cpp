@@ -9,8 +9,8 @@
 //   32 lanes of the warp wait at a shuffle. A shuffle whose mask is not 0xffffffff, a shuffle that a lane of
 //   the warp cannot reach (it waits at a barrier, has exited or does not exist) and a __syncthreads after
 //   some threads exited all abort: on the GPU they deadlock or are undefined.
-// - Shared memory (static, and dynamic up to the launch's byte count) is poisoned with 0xff bytes before
-//   every block; allocations too.
+// - Dynamic shared memory (the launch's byte count) is poisoned with 0xff bytes before every block, as are
+//   allocations; static shared memory keeps the previous block's data (cuda_runtime.h).
 // - Launch limits: grid.x < 2^31, grid.y and grid.z <= 65535, block.x and block.y <= 1024, block.z <= 64,
 //   <= 1024 threads, dynamic shared memory <= 48 KiB (no kernel opts in to more); a launch beyond them sets
 //   cudaErrorInvalidConfiguration and runs nothing. The static shared memory limit is checked by ptxas.
@@ -37,10 +37,6 @@
 #if !defined(__x86_64__)
 #error "tests/cuda_cpu switches fibers with x86-64 assembly"
 #endif
-
-// Bounds of the static shared memory of every kernel (the linker defines them for the section).
-extern "C" char __start_cuda_cpu_shared[] __attribute__((weak));
-extern "C" char __stop_cuda_cpu_shared[] __attribute__((weak));
 
 // Saves the callee-saved registers, MXCSR and the x87 control word on the current stack, stores the stack
 // pointer to *save and resumes the context whose stack pointer is `load`.
@@ -194,12 +190,6 @@ void start(size_t i) {
   rt.fibers[i].sp = top - 10;
 }
 
-void poison_shared() {
-  if (__start_cuda_cpu_shared)
-    std::memset(__start_cuda_cpu_shared, 0xff, size_t(__stop_cuda_cpu_shared - __start_cuda_cpu_shared));
-  std::fill(rt.dynamic_shared.begin(), rt.dynamic_shared.end(), 0xff);
-}
-
 // Completes every shuffle whose warp is all there; false if there was none.
 bool complete_shuffles(size_t n) {
   bool any = false;
@@ -240,7 +230,7 @@ void run_block(size_t n, bool shuffled, std::mt19937& rng) {
     f.state = State::kReady;
     start(i);
   }
-  poison_shared();
+  std::fill(rt.dynamic_shared.begin(), rt.dynamic_shared.end(), 0xff);
   for (;;) {
     if (shuffled) std::shuffle(order.begin(), order.end(), rng);
     for (size_t i : order) {

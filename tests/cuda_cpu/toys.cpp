@@ -45,6 +45,14 @@ __global__ void neighbours(int* o) {
   o[t] = s[(t + n - 1) % n];
 }
 
+// Reads static shared memory before writing it: what an earlier block left.
+__global__ void stale_shared(int* o) {
+  __shared__ int s[32];
+  if (threadIdx.x == 0) o[blockIdx.x] = s[0];
+  __syncthreads();
+  s[threadIdx.x] = int(blockIdx.x);
+}
+
 __global__ void last_block_wins(int* o) {
   if (threadIdx.x == 0) o[0] = int(blockIdx.x);
 }
@@ -104,6 +112,9 @@ int run(const std::string& name) {
     if (name == "barrier") LAUNCH(neighbours<true>, 1, 256, 0, out);
     else LAUNCH(neighbours<false>, 1, 256, 0, out);
     print(out, 256);
+  } else if (name == "stale_shared") {
+    LAUNCH(stale_shared, 4, 32, 0, out);
+    print(out, 4);
   } else if (name == "block_race") {
     LAUNCH(last_block_wins, 4, 32, 0, out);
     print(out, 1);

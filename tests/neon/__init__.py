@@ -92,10 +92,15 @@ class Runner:
                 raise RuntimeError(f"{self.command()[0]} runner ({self.cpu}) died with code {self.proc.wait()}")
             status, mlen = struct.unpack("<iI", head)
             text = read(mlen).decode()
+            wrote_inputs = []
             for name, (addr, n) in spans.items():
                 data = read(n)
                 if name in outputs and n:
                     ctypes.memmove(addr, data, n)
+                elif name not in outputs and data != ctypes.string_at(addr, n):
+                    wrote_inputs.append(name)
+        if wrote_inputs:
+            raise AssertionError(f"{op} wrote to its inputs {wrote_inputs}")
         if status != 0:
             raise ValueError(text)
         return text

@@ -19,10 +19,10 @@
 #define __host__
 #define __forceinline__ inline __attribute__((always_inline))
 #define __launch_bounds__(...)
-// Static shared memory: one copy per kernel, in a section of its own that the runtime fills with a poison
-// pattern before every block (a read before the block's first write sees NaN / all ones, not the previous
-// block's data). Blocks run one at a time, so one copy per kernel is one copy per block.
-#define __shared__ static __attribute__((section("cuda_cpu_shared"), aligned(16)))
+// Static shared memory: one copy per kernel (per template instance), and blocks run one at a time, so one copy
+// per block. A block finds what the previous block of the kernel left there: a read before the block's first
+// write depends on the block order, which the race probe reverses.
+#define __shared__ static __attribute__((aligned(16)))
 
 // ---- vector types ----------------------------------------------------------------------------------------
 struct uint3 {
@@ -83,8 +83,8 @@ void syncthreads();
 // 0xffffffff (anything else aborts). Bytes: up to 8.
 void shuffle(unsigned mask, const void* v, void* out, size_t bytes, int (*src)(int lane, int arg, int width),
              int arg, int width);
-// The dynamic shared memory of the block running now (the launch's byte count, poisoned like static shared
-// memory). CUDA's `extern __shared__ T name[]` cannot be spelled in C++; a kernel that needs dynamic shared
+// The dynamic shared memory of the block running now (the launch's byte count, 0xff bytes at the block's
+// start). CUDA's `extern __shared__ T name[]` cannot be spelled in C++; a kernel that needs dynamic shared
 // memory reads it through a macro that is this call here and the extern declaration under nvcc.
 void* dynamic_shared();
 
