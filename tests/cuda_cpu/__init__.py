@@ -4,7 +4,7 @@ launches are sent to it through lfm25_kernels.ops.launcher with the protocol of 
 also runs the CUDA kernels. The device (SM count, memory pools), an injected allocation failure and the race
 probe are settings of each request (Device).
 
-Without g++ on an x86-64 host the cuda-cpu backends are skipped locally and fail in CI (CI=true)."""
+Without g++ on an x86-64 host the cuda-cpu tests are skipped locally and fail in CI (CI=true)."""
 from __future__ import annotations
 
 import hashlib

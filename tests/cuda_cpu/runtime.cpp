@@ -86,7 +86,6 @@ struct Fiber : Thread {
   void* sp;
   State state;
   // a pending shuffle
-  unsigned mask;
   int arg, width;
   int (*src)(int, int, int);
   size_t bytes;
@@ -115,8 +114,8 @@ struct {
     void* base;
     size_t bytes, total;
   };
-  std::map<char*, Mapping> mappings;  // guarded_alloc: data -> its mapping
-  std::map<char*, size_t> allocations;                  // cudaMallocAsync blocks: data -> bytes
+  std::map<char*, Mapping> mappings;    // guarded_alloc: data -> its mapping
+  std::map<char*, size_t> allocations;  // cudaMallocAsync blocks: data -> bytes
   std::string log;
   uint64_t launches = 0;
 } rt;
@@ -301,7 +300,7 @@ void shuffle(unsigned mask, const void* v, void* out, size_t bytes, int (*src)(i
   if (width <= 0 || width > 32 || (width & (width - 1))) fail("shuffle width not a power of two <= 32");
   Fiber& f = self();
   f.state = State::kShuffle;
-  f.mask = mask, f.src = src, f.arg = arg, f.width = width, f.bytes = bytes;
+  f.src = src, f.arg = arg, f.width = width, f.bytes = bytes;
   std::memcpy(f.value, v, bytes);
   yield();
   std::memcpy(out, f.result, bytes);
