@@ -16,8 +16,8 @@ import lfm25_kernels as L
 from cuda_cpu import Device
 from lfm25_kernels import ops, reference as R
 
-from conftest import assert_close, assert_equal
-from test_attention import decode_inputs, decode_problems
+from conftest import DTYPES, assert_close, assert_equal
+from test_attention import append_inputs, decode_inputs, decode_problems
 from test_short_conv import conv_problems
 
 pytestmark = [pytest.mark.cuda_cpu, pytest.mark.skipif(bool(cuda_cpu.missing_tools()) and not os.environ.get("CI"),
@@ -104,3 +104,34 @@ def test_gqa_decode_split_count_follows_the_device(device, splits):
     assert grids(log, "gqa_split_kernel") == [f"{8 * splits},1,1"], log
     assert grids(log, "gqa_combine_kernel") == (["4,1,1"] if splits > 1 else []), log
     assert ("alloc-failed" in log) == device.fail_alloc, log
+
+
+def unaligned(t: torch.Tensor) -> torch.Tensor:
+    """A copy of t one element past a 16-byte boundary."""
+    out = torch.empty(t.numel() + 1, dtype=t.dtype)[1:].view(t.shape).copy_(t)
+    assert out.data_ptr() % 16 != 0
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_unaligned_caches_take_the_element_wise_kernels(dtype):
+    """Caches that are not 16-byte aligned send gqa_decode and qk_norm_rope_append to their element-wise
+    kernels, which the op tests (fresh caches, always aligned) never reach."""
+    p = dict(dtype=dtype, d=96, hq=12, hkv=3, B=3, paged=True, block_size=16, max_blocks=20, lens=[300, 0, 17],
+             q_view=False, scale=None, seed=1)
+    (q, kc, vc, lens), kw = decode_inputs(p)
+    kc, vc = unaligned(kc), unaligned(vc)
+    out, log = run(Device(), L.gqa_decode, q, kc, vc, lens, **kw)
+    assert_close(out, R.gqa_decode(q, kc, vc, lens, **kw), "gqa_decode out")
+    assert grids(log, "gqa_combine_kernel"), "a split run"
+
+    p = dict(dtype=dtype, d=64, hq=8, hkv=2, n=7, block_size=4, n_blocks=5, slots=[3, 0, -1, 19, 8, 9, 12],
+             positions=[5, 0, 1, 40000, 7, 8, 9], weight_f32=False, theta=1e6, seed=2)
+    (q, k, v, qw, kwt, pos, kc, vc, slots), kw = append_inputs(p)
+    kc, vc = unaligned(kc), unaligned(vc)
+    kc_ref, vc_ref = kc.clone(), vc.clone()
+    q_ref = R.qk_norm_rope_append(q, k, v, qw, kwt, pos, kc_ref, vc_ref, slots, **kw)
+    q_out, _ = run(Device(), L.qk_norm_rope_append, q, k, v, qw, kwt, pos, kc, vc, slots, **kw)
+    assert_close(q_out, q_ref, "q_out")
+    assert_close(kc, kc_ref, "k_cache")
+    assert_equal(vc, vc_ref, "v_cache")
