@@ -49,10 +49,15 @@ def binaries() -> Path:
             gone = missing_tools()
             if gone:
                 raise RuntimeError(f"cuda-cpu tests need {gone}")
-            tmp = out.with_name(out.name + ".tmp")
+            tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             subprocess.run(["bash", str(ROOT / "tests/cuda_cpu/build.sh"), str(tmp)], check=True)
-            tmp.rename(out)
+            try:
+                tmp.rename(out)
+            except OSError:   # another test process built the same sources meanwhile
+                if not out.exists():
+                    raise
+                shutil.rmtree(tmp)
     return out
 
 
