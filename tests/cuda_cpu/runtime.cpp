@@ -338,6 +338,7 @@ void launch_grid(const char* name, dim3 grid, dim3 block, size_t smem, const std
     const char* p = regions[r].first;
     const auto diff = std::mismatch(first[r].begin(), first[r].end(), p);
     if (diff.first != first[r].end()) {
+      // regions: the request's buffers in the order sent, then the live allocations
       std::fprintf(stderr, "cuda_cpu: race: byte %td of region %zu (%zu bytes) differs between two thread orders\n",
                    diff.first - first[r].begin(), r, regions[r].second);
       current = nullptr;

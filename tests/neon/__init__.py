@@ -89,7 +89,8 @@ class Runner:
             read = self.proc.stdout.read
             head = read(8)
             if len(head) < 8:
-                raise RuntimeError(f"{self.command()[0]} runner ({self.cpu}) died with code {self.proc.wait()}")
+                raise RuntimeError(f"{self.command()[0]} runner ({self.cpu}) died with code {self.proc.wait()} "
+                                   f"running {op} (buffers in the order sent: {', '.join(tensors)})")
             status, mlen = struct.unpack("<iI", head)
             text = read(mlen).decode()
             wrote_inputs = []
