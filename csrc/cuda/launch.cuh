@@ -11,12 +11,19 @@
 #include "common.cuh"
 
 // Every kernel launch in csrc/cuda goes through this macro, the only triple-chevron launch of the folder, so
-// that a runtime that runs the kernels on the CPU (fibers for the threads of a block) can replace it alone.
+// that a runtime that runs the kernels on the CPU (fibers for the threads of a block) can replace it alone:
+// built with LFM25_CUDA_CPU, the tests' runtime (tests/cuda_cpu) runs the launch instead.
 // Arguments: the kernel (in parentheses when its template arguments contain commas), grid, block, dynamic
 // shared memory bytes, stream, then the kernel's arguments. Its value is the launch's Status: kCudaError when
 // cudaGetLastError() reports an error (and clears it), otherwise kOk.
-#define LFM25_CUDA_LAUNCH(KERNEL, GRID, BLOCK, SMEM, STREAM, ...)   \
-  (KERNEL<<<(GRID), (BLOCK), (SMEM), (STREAM)>>>(__VA_ARGS__),       \
+#ifdef LFM25_CUDA_CPU
+#define LFM25_KERNEL_CALL(KERNEL, GRID, BLOCK, SMEM, STREAM, ...) \
+  ::cuda_cpu::launch(#KERNEL, KERNEL, (GRID), (BLOCK), (SMEM), (STREAM), __VA_ARGS__)
+#else
+#define LFM25_KERNEL_CALL(KERNEL, GRID, BLOCK, SMEM, STREAM, ...) KERNEL<<<(GRID), (BLOCK), (SMEM), (STREAM)>>>(__VA_ARGS__)
+#endif
+#define LFM25_CUDA_LAUNCH(KERNEL, GRID, BLOCK, SMEM, STREAM, ...)        \
+  (LFM25_KERNEL_CALL(KERNEL, GRID, BLOCK, SMEM, STREAM, __VA_ARGS__), \
    cudaGetLastError() == cudaSuccess ? ::lfm25::Status::kOk : ::lfm25::Status::kCudaError)
 
 namespace lfm25::cuda {

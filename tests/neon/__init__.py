@@ -59,22 +59,26 @@ def _span(t: torch.Tensor) -> tuple[int, int]:
 
 
 class Runner:
-    """One qemu-aarch64 process running the runner for CPU model `cpu`."""
+    """One long-lived process speaking runner.cpp's protocol: here qemu-aarch64 running the runner for CPU
+    model `cpu` (tests/cuda_cpu runs its own runner through a subclass)."""
 
     def __init__(self, cpu: str):
         self.cpu = cpu
         self.proc = None
         self.lock = threading.Lock()
 
+    def command(self) -> list[str]:
+        gone = missing_tools()
+        if gone:
+            raise RuntimeError(f"NEON tests need {gone} (apt-get install g++-aarch64-linux-gnu qemu-user)")
+        return [QEMU, "-cpu", self.cpu, str(runner_binary())]
+
     def _start(self):
         if self.proc is None or self.proc.poll() is not None:
-            gone = missing_tools()
-            if gone:
-                raise RuntimeError(f"NEON tests need {gone} (apt-get install g++-aarch64-linux-gnu qemu-user)")
-            self.proc = subprocess.Popen([QEMU, "-cpu", self.cpu, str(runner_binary())], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE)
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
 
-    def call(self, isa: str, op: str, params, tensors: dict[str, torch.Tensor]):
+    def call(self, isa: str, op: str, params, tensors: dict[str, torch.Tensor]) -> str:
+        """Run op; returns the runner's message, raises ValueError with it when the status is not ok."""
         params.num_threads = THREADS
         spans = {name: _span(t) for name, t in tensors.items()}
         outputs = {name for name, _, writes in type(params).fields if writes}
@@ -85,15 +89,22 @@ class Runner:
             read = self.proc.stdout.read
             head = read(8)
             if len(head) < 8:
-                raise RuntimeError(f"qemu-aarch64 runner ({self.cpu}) died with code {self.proc.wait()}")
+                raise RuntimeError(f"{self.command()[0]} runner ({self.cpu}) died with code {self.proc.wait()} "
+                                   f"running {op} (buffers in the order sent: {', '.join(tensors)})")
             status, mlen = struct.unpack("<iI", head)
             text = read(mlen).decode()
+            wrote_inputs = []
             for name, (addr, n) in spans.items():
                 data = read(n)
                 if name in outputs and n:
                     ctypes.memmove(addr, data, n)
+                elif name not in outputs and data != ctypes.string_at(addr, n):
+                    wrote_inputs.append(name)
+        if wrote_inputs:
+            raise AssertionError(f"{op} wrote to its inputs {wrote_inputs}")
         if status != 0:
             raise ValueError(text)
+        return text
 
     def close(self):
         if self.proc is not None and self.proc.poll() is None:
