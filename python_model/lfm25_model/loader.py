@@ -114,6 +114,17 @@ def release_pages(t: torch.Tensor) -> None:
         libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), mmap.MADV_DONTNEED)
 
 
+def release_heap() -> None:
+    """Return the C heap's free pages to the system (glibc's malloc_trim) once a load's temporaries are freed:
+    glibc keeps freed blocks of a few MB for reuse, which would stay in the process's memory for nothing."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):   # not glibc
+        pass
+
+
 def random_weights(cfg: Lfm2Config, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random tensors of the checkpoint's names and shapes (norm weights near 1, matrices ~ N(0, 1/fan_in))."""
     g = torch.Generator().manual_seed(seed)

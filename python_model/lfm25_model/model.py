@@ -163,6 +163,7 @@ class Lfm2ForCausalLM(nn.Module):
             dtype = dtype or raw["model.embedding_norm.weight"].dtype
             model = cls._build(cfg, raw, backend, dtype, torch.device(device), pack_weights, quantize,
                                loader.release_pages)
+        loader.release_heap()
         model.source = path
         return model
 
