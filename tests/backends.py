@@ -4,7 +4,6 @@ to `backend.device`, run the op inside `backend.context()` and compare with refe
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 from typing import Callable, ContextManager
 
@@ -41,10 +40,9 @@ def all_backends() -> list:
     found = [pytest.param(_cpu(isa), id=f"cpu-{isa}") for isa in lfm25_kernels.available_isas()]
     # aarch64 kernels under qemu: NEON and the portable path (the second oracle) compiled for aarch64. Without
     # the tools they are skipped here and fail in CI, where .ci/run installs them.
-    gone = neon.missing_tools()
-    skip = [pytest.mark.skipif(bool(gone) and not os.environ.get("CI"), reason=f"NEON tests need {gone}")]
     for isa in ("neon_bf16", "neon", "portable"):
-        found.append(pytest.param(_qemu(isa, "max"), id=f"aarch64-{isa}", marks=[pytest.mark.neon, *skip]))
+        found.append(pytest.param(_qemu(isa, "max"), id=f"aarch64-{isa}",
+                                  marks=[pytest.mark.neon, neon.skip_without_tools()]))
     found.append(pytest.param(Backend("cuda", "cuda", contextlib.nullcontext), id="cuda",
                               marks=[pytest.mark.cuda, pytest.mark.skipif(
                                   not lfm25_kernels.cuda_available(), reason="no CUDA GPU or CUDA kernels")]))
