@@ -25,10 +25,11 @@ CONFIGS = {
 def make_checkpoint(tmp_path, name, seed=0, **overrides):
     hidden, heads, kv, pattern, width = CONFIGS[name]
     torch.manual_seed(seed)
+    layer_types = ["full_attention" if c == "A" else "conv" for c in pattern]
     cfg = HfConfig(**{**dict(vocab_size=211, hidden_size=hidden, intermediate_size=3 * hidden,
                              num_hidden_layers=len(pattern), num_attention_heads=heads, num_key_value_heads=kv,
-                             conv_L_cache=width, layer_types=["full_attention" if c == "A" else "conv" for c in pattern],
-                             max_position_embeddings=256, initializer_range=0.15), **overrides})
+                             conv_L_cache=width, layer_types=layer_types, max_position_embeddings=256,
+                             initializer_range=0.15), **overrides})
     model = HfModel(cfg).eval()
     path = tmp_path / name
     model.save_pretrained(path)

@@ -50,7 +50,8 @@ def main(argv=None) -> int:
     if args.random_weights:
         given = [f"--{name}" for name in ("prompt", "chat", "quantize") if getattr(args, name) not in (None, False)]
         if given:
-            ap.error(f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} --model DIR (a checkpoint with its tokenizer); --random-weights "
+            verb = "needs" if len(given) == 1 else "need"
+            ap.error(f"{' and '.join(given)} {verb} --model DIR (a checkpoint with its tokenizer); --random-weights "
                      f"generates from random token ids. A checkpoint: {DOWNLOAD}")
     else:
         if args.prompt is None:
