@@ -37,9 +37,12 @@ echo "       more with the CUDA kernels; a rerun recompiles only what changed"
 # the build's progress ([n/total] per file) and CUDA decision; everything in the log
 if ! "$PYTHON" -m pip install -v --no-build-isolation --upgrade-strategy only-if-needed \
     -C build-dir="$build" -e ".[test,bench]" 2>&1 | tee "$log" \
-    | { grep --line-buffered -E '^ *\[[0-9]+/[0-9]+\] |lfm25: |^ERROR|error:' || true; }; then
+    | { grep --line-buffered -E '^ *\[[0-9]+/[0-9]+\] |lfm25: |^ERROR|error:' || true; } \
+    | sed -u -E 's#^ *(\[[0-9]+/[0-9]+\]) Building (CXX|CUDA) object CMakeFiles/[^/]+\.dir/(.*)\.o$#  \1 \3 (\2)#'; then
   echo "setup: the build failed; the last lines of $log:" >&2
   tail -n 40 "$log" >&2
   exit 1
 fi
-"$PYTHON" -c "import lfm25_kernels as L; print('setup: lfm25_kernels', L.__version__, '| CPU ISAs', L.available_isas(), '| CUDA kernels', L._C.with_cuda)"
+"$PYTHON" -c "import lfm25_kernels as L; print('setup: lfm25_kernels', L.__version__, '| CPU ISAs', \
+L.available_isas(), '| CUDA kernels', L._C.with_cuda)"
+echo "setup: done in $((SECONDS / 60)) min $((SECONDS % 60)) s"
