@@ -32,7 +32,7 @@ hashlib.sha1(sys.prefix.encode()).hexdigest()[:8])")
 mkdir -p "$build"
 log=$build/setup.log
 echo "setup: building lfm25-kernels in $build (LFM25_CUDA=${LFM25_CUDA:-AUTO}; full log: $log)"
-echo "setup: a first build takes about 2-5 min for the CPU kernels on 2 cores (under 1 GB of memory), 5-10 min"
+echo "setup: a first build takes about 2-5 min for the CPU kernels on 2 idle cores (under 1 GB of memory), 5-10 min"
 echo "       more with the CUDA kernels; a rerun recompiles only what changed"
 # the build's progress ([n/total] per file) and CUDA decision; everything in the log
 if ! "$PYTHON" -m pip install -v --no-build-isolation --upgrade-strategy only-if-needed \
