@@ -68,6 +68,10 @@ def _is_int(v) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
 def _token_lists(prompts, vocab_size: int) -> list[list[int]]:
     """prompts as a list of token-id lists, each id checked against the vocabulary."""
     what = "a list of token-id lists, a flat list of token ids, or a 1-D or 2-D integer tensor"
@@ -99,14 +103,14 @@ def _check_options(max_new_tokens, temperature, top_k, top_p, eos_token_id, seed
     if not _is_int(max_new_tokens) or max_new_tokens < 1:
         _fail("max_new_tokens", "an int >= 1", repr(max_new_tokens), ValueError if _is_int(max_new_tokens)
               else TypeError)
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+    if not _is_number(temperature):
         _fail("temperature", "a number >= 0 (0: greedy)", type(temperature).__name__, TypeError)
     if not temperature >= 0 or temperature == float("inf"):
         _fail("temperature", "a finite number >= 0 (0: greedy)", temperature)
     if top_k is not None and (not _is_int(top_k) or top_k < 0):
         _fail("top_k", "None or an int >= 0 (0: no limit)", repr(top_k), ValueError if _is_int(top_k) else TypeError)
     if top_p is not None:
-        if isinstance(top_p, bool) or not isinstance(top_p, (int, float)):
+        if not _is_number(top_p):
             _fail("top_p", "None or a number in (0, 1]", type(top_p).__name__, TypeError)
         if not 0 < top_p <= 1:
             _fail("top_p", "None or a number in (0, 1]", top_p)
