@@ -5,7 +5,6 @@ reference.py on the CPU."""
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 from typing import Callable, ContextManager
 
@@ -50,10 +49,9 @@ def all_backends() -> list:
     found = [pytest.param(_cpu(isa), id=f"cpu-{isa}") for isa in lfm25_kernels.available_isas()]
     # aarch64 kernels under qemu: NEON and the portable path (the second oracle) compiled for aarch64. Without
     # the tools they are skipped here and fail in CI, where .ci/run installs them.
-    gone = neon.missing_tools()
-    skip = [pytest.mark.skipif(bool(gone) and not os.environ.get("CI"), reason=f"NEON tests need {gone}")]
     for isa in ("neon_bf16", "neon", "portable"):
-        found.append(pytest.param(_qemu(isa, "max"), id=f"aarch64-{isa}", marks=[pytest.mark.neon, *skip]))
+        found.append(pytest.param(_qemu(isa, "max"), id=f"aarch64-{isa}",
+                                  marks=[pytest.mark.neon, neon.skip_without_tools()]))
     # the CUDA kernels on the CPU (every thread a fiber, every launch run twice by the race probe): skipped here
     # without g++ on x86-64, failing in CI
     gone = cuda_cpu.missing_tools()

@@ -25,10 +25,11 @@ CONFIGS = {
 def make_checkpoint(tmp_path, name, seed=0, **overrides):
     hidden, heads, kv, pattern, width = CONFIGS[name]
     torch.manual_seed(seed)
-    cfg = HfConfig(vocab_size=211, hidden_size=hidden, intermediate_size=3 * hidden, num_hidden_layers=len(pattern),
-                   num_attention_heads=heads, num_key_value_heads=kv, conv_L_cache=width,
-                   layer_types=["full_attention" if c == "A" else "conv" for c in pattern],
-                   max_position_embeddings=256, initializer_range=0.15, **overrides)
+    layer_types = ["full_attention" if c == "A" else "conv" for c in pattern]
+    cfg = HfConfig(**{**dict(vocab_size=211, hidden_size=hidden, intermediate_size=3 * hidden,
+                             num_hidden_layers=len(pattern), num_attention_heads=heads, num_key_value_heads=kv,
+                             conv_L_cache=width, layer_types=layer_types, max_position_embeddings=256,
+                             initializer_range=0.15), **overrides})
     model = HfModel(cfg).eval()
     path = tmp_path / name
     model.save_pretrained(path)
@@ -255,19 +256,128 @@ def test_transformers_swap_gives_the_same_tokens_and_is_reversible(tmp_path):
     assert torch.equal(hf.generate(ids, **kw), plain)
 
 
-def test_cli_generates_from_a_checkpoint_with_its_tokenizer(tmp_path, capsys):
+def test_pack_weights_true_works_on_every_table(tmp_path):
+    """A model packed on request runs on every CPU table (others than amx unpack each packed weight per call):
+    the same tokens as the model in rows."""
+    _, path = make_checkpoint(tmp_path, "h128-g2-k3", seed=2)
+    packed = Lfm2ForCausalLM.from_pretrained(path, dtype="bf16", pack_weights=True)
+    rows = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.bfloat16, pack_weights=False)
+    assert packed.packed and not rows.packed
+    prompts = [[5, 17, 42, 9], [8, 21, 7]]
+    for isa in lfm25_kernels.available_isas():
+        with lfm25_kernels.cpu_isa(isa):
+            assert packed.generate(prompts, 6) == rows.generate(prompts, 6), isa
+
+
+def test_from_pretrained_errors_are_plain(tmp_path):
+    with pytest.raises(FileNotFoundError, match="'LiquidAI/LFM2.5-350M', which is a hub id, not a directory; "
+                                                "download one first: huggingface-cli download LiquidAI/LFM2.5-350M "
+                                                "--local-dir LFM2.5-350M"):
+        Lfm2ForCausalLM.from_pretrained("LiquidAI/LFM2.5-350M")
+    with pytest.raises(FileNotFoundError, match="which is not a directory; download one first: huggingface-cli"):
+        Lfm2ForCausalLM.from_pretrained(str(tmp_path / "missing"))
+    _, path = make_checkpoint(tmp_path, "h96-g1-k3")
+    with pytest.raises(ValueError, match=r"dtype must be one of \['bf16', .*got 'int8'"):
+        Lfm2ForCausalLM.from_pretrained(path, dtype="int8")
+    with pytest.raises(TypeError, match="dtype must be torch.float32, torch.float16, torch.bfloat16 or None, got "
+                                        "torch.int32"):
+        Lfm2ForCausalLM.from_pretrained(path, dtype=torch.int32)
+    assert Lfm2ForCausalLM.from_pretrained(path, dtype="fp16").dtype == torch.float16
+
+
+def test_a_head_dim_the_kernels_lack_is_refused_at_load(tmp_path):
+    _, path = make_checkpoint(tmp_path, "h160-g5-k4", hidden_size=200)   # 200 / 5 heads = 40
+    with pytest.raises(ValueError, match=r"head_dim .* must be one of \(32, 64, 96, 128\) for backend='kernels'.*"
+                                         "got 40"):
+        Lfm2ForCausalLM.from_pretrained(path)
+    assert Lfm2ForCausalLM.from_pretrained(path, backend="reference").config.head_dim == 40
+
+
+def test_generate_takes_what_a_transformers_user_passes(tmp_path):
+    _, path = make_checkpoint(tmp_path, "h96-g1-k3", seed=3)
+    ours = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.float32)
+    want = ours.generate([[5, 17, 42], [8, 21, 9]], 5)
+    assert ours.generate([5, 17, 42], 5) == want[:1]                              # a flat list: one prompt
+    assert ours.generate(torch.tensor([5, 17, 42]), 5) == want[:1]                # a 1-D tensor
+    assert ours.generate(torch.tensor([[5, 17, 42], [8, 21, 9]]), 5) == want      # [B, T]
+    assert ours.generate(((5, 17, 42),), 5, top_k=0, top_p=1.0, eos_token_id=[3, 4]) == want[:1]
+
+
+@pytest.mark.parametrize("prompts, kwargs, exc, match", [
+    ([[5, -1]], {}, ValueError, r"prompts\[0\] must be token ids in \[0, 211\) \(the vocabulary\), got \[-1\]"),
+    ([[5], [211, 300]], {}, ValueError, r"prompts\[1\] must be token ids in \[0, 211\).*got \[211, 300\]"),
+    ([[5, 1.0]], {}, TypeError, r"prompts\[0\] must be a list of int token ids, got float 1.0"),
+    (torch.tensor([[5.0]]), {}, TypeError, "prompts must be an integer tensor of token ids, got dtype torch.float32"),
+    (torch.zeros(1, 1, 2, dtype=torch.long), {}, ValueError,
+     r"prompts must be .*1-D or 2-D integer tensor, got a tensor of shape \[1, 1, 2\]"),
+    ("hello", {}, TypeError, "prompts must be a list of token-id lists.*got str"),
+    ([], {}, ValueError, "prompts must be at least one prompt, got an empty list"),
+    ([[5], []], {}, ValueError, r"prompts\[1\] must be a non-empty list"),
+    ([5], dict(max_new_tokens=0), ValueError, "max_new_tokens must be an int >= 1, got 0"),
+    ([5], dict(max_new_tokens=-2), ValueError, "max_new_tokens must be an int >= 1, got -2"),
+    ([5], dict(max_new_tokens=2.0), TypeError, "max_new_tokens must be an int >= 1, got 2.0"),
+    ([5], dict(top_k=-3), ValueError, r"top_k must be None or an int >= 0 \(0: no limit\), got -3"),
+    ([5], dict(temperature=-0.5), ValueError, "temperature must be a finite number >= 0"),
+    ([5], dict(temperature=float("nan")), ValueError, "temperature must be a finite number >= 0"),
+    ([5], dict(top_p=1.5), ValueError, r"top_p must be None or a number in \(0, 1\], got 1.5"),
+    ([5], dict(top_p=0), ValueError, r"top_p must be None or a number in \(0, 1\], got 0"),
+    ([5], dict(eos_token_id="x"), TypeError, "eos_token_id must be None, an int or a list of ints"),
+    ([5], dict(seed=1.5), TypeError, "seed must be None or an int, got 1.5"),
+])
+def test_generate_refuses_bad_arguments_in_words(tmp_path, prompts, kwargs, exc, match):
+    _, path = make_checkpoint(tmp_path, "h96-g1-k3")
+    ours = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.float32)
+    caches = ours.caches
+    kwargs = {"max_new_tokens": 3, **kwargs}
+    with pytest.raises(exc, match="generate: " + match):
+        ours.generate(prompts, kwargs.pop("max_new_tokens"), **kwargs)
+    assert ours.caches is caches                                # nothing allocated before the checks
+
+
+def _cli_checkpoint(tmp_path):
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    from lfm25_model.__main__ import main
-
     _, path = make_checkpoint(tmp_path, "h96-g1-k3", seed=3)
-    vocab = {w: i for i, w in enumerate(["<|pad|>", "<|startoftext|>", "<|im_end|>", "<|im_start|>", "user", "assistant",
-                                         "\n", "hello", "world"] + [f"w{i}" for i in range(202)])}
+    vocab = {w: i for i, w in enumerate(["<|pad|>", "<|startoftext|>", "<|im_end|>", "<|im_start|>", "user",
+                                         "assistant", "\n", "hello", "world"] + [f"w{i}" for i in range(202)])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<|pad|>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.add_special_tokens(["<|startoftext|>", "<|im_start|>", "<|im_end|>"])
     tok.save(os.path.join(path, "tokenizer.json"))
-    assert main(["generate", "--model", path, "--prompt", "hello world", "--chat", "--max-new-tokens", "6",
-                 "--dtype", "fp32"]) == 0
-    out = capsys.readouterr()
-    assert "w" in out.out and "decode:" in out.err and "tok/s" in out.err
+    return path
+
+
+def test_cli_generates_from_a_checkpoint_with_its_tokenizer(tmp_path, capsys):
+    from lfm25_model.__main__ import main
+
+    path = _cli_checkpoint(tmp_path)
+    for dtype in ("fp32", "fp16"):
+        assert main(["generate", "--model", path, "--prompt", "hello world", "--chat", "--max-new-tokens", "6",
+                     "--dtype", dtype, "--threads", "1"]) == 0
+        out = capsys.readouterr()
+        assert "w" in out.out and "decode:" in out.err and "tok/s" in out.err and "after a warm-up" in out.err
+        assert f"{dtype}, 1 threads" in out.err
+    assert main(["generate", "--model", path, "--prompt", "hello", "--max-new-tokens", "1"]) == 0
+    assert "no decode step" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--random-weights", "--prompt", "hi"], "--prompt needs --model DIR"),
+    (["--random-weights", "--chat", "--prompt", "hi"], "--prompt and --chat need --model DIR"),
+    (["--random-weights", "--max-new-tokens", "0"], "--max-new-tokens: must be an int >= 1, got '0'"),
+    (["--random-weights", "--threads", "0"], "--threads: must be an int >= 1, got '0'"),
+    (["--model", "{path}", "--prompt", ""], '--prompt "" has no tokens to continue'),
+    (["--model", "{empty}"], "no tokenizer.json in .*huggingface-cli download LiquidAI/LFM2.5-350M"),
+    (["--model", "{missing}"], "no tokenizer.json in"),
+    (["--model", "{path}", "--dtype", "int8"], "argument --dtype: invalid choice"),
+])
+def test_cli_refuses_in_words(tmp_path, capsys, args, match):
+    import re
+
+    from lfm25_model.__main__ import main
+
+    names = dict(path=_cli_checkpoint(tmp_path), empty=str(tmp_path), missing=str(tmp_path / "missing"))
+    with pytest.raises(SystemExit) as e:
+        main(["generate", *(a.format(**names) for a in args)])
+    assert e.value.code == 2
+    assert re.search(match, capsys.readouterr().err)

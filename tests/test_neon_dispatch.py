@@ -22,8 +22,7 @@ def conv_update(isa: str, cpu: str):
     assert_close(y, ref, f"{isa} on {cpu}")
 
 
-@pytest.mark.skipif(bool(neon.missing_tools()) and not __import__("os").environ.get("CI"),
-                    reason=f"NEON tests need {neon.missing_tools()}")
+@neon.skip_without_tools()
 def test_bf16_table_only_where_the_cpu_has_bf16():
     conv_update("neon_bf16", "max")                 # qemu's max CPU has FEAT_BF16
     conv_update("", "cortex-a72")                   # the default table on an ARMv8.0 core (Raspberry Pi 4)

@@ -9,6 +9,7 @@ from torch import Tensor
 from .. import _C
 from .._checks import FLOAT_DTYPES, Checker
 from .._launch import DTYPE_CODE, current_isa, launch, set_pointers
+from ..graph import CaptureError
 
 _TILE_ROWS, _TILE_K = 16, 32   # an AMX bf16 tile: 16 rows of 32 columns
 
@@ -91,9 +92,10 @@ class PackedWeight:
 
 def pack_weight(weight: Tensor, gate_weight: Tensor | None = None) -> PackedWeight:
     """Pack a bf16 CPU weight [N, K] (with gate_weight [N, K]: both, for linear(x, packed) to compute
-    silu(x . gate_weight^T) * (x . weight^T)) for the "amx" kernel table. linear() with a PackedWeight runs
-    only on that table (Xeon 4th gen and later). Packed, a weight of short rows streams faster than in rows at
-    a decode step's rows, and the kernel keeps up with torch's GEMM for a prefill's (lfm25_kernels.Projection
+    silu(x . gate_weight^T) * (x . weight^T)) for the "amx" kernel table. Only that table (Xeon 4th gen and
+    later) reads the packed layout; on the others linear() unpacks it at each call, a copy of the weight: the
+    same result as the weight in rows, slower. Packed, a weight of short rows streams faster than in rows at a
+    decode step's rows, and the kernel keeps up with torch's GEMM for a prefill's (lfm25_kernels.Projection
     chooses; bench/results/e2e-cpu-xeon-amx.md has the figures). Memory: one copy, zero-padded to 64 rows (32
     gated) and 32 columns."""
     c = Checker("pack_weight")
@@ -164,13 +166,21 @@ def _check_packed(x, data, out_features, in_features, gated) -> None:
     c.tensor("x", x, ndim=tuple(range(1, 9)), dtype=torch.bfloat16, device=data.device)
     c.value("x", x.shape[-1] == in_features, f"of shape [..., {in_features}] (the packed weight's in_features)",
             list(x.shape))
-    table = current_isa()
-    c.value("weight", table == "amx", "run on the amx CPU table (it is packed for it); the table in effect is",
-            table)
 
 
 def _run_packed(x: Tensor, data: Tensor, out_features: int, in_features: int, gated: bool) -> Tensor:
     _check_packed(x, data, out_features, in_features, gated)
+    table = current_isa()
+    if table != "amx":
+        # NOTE: only the amx table reads the packed layout; the others get the weight back in rows, a copy per
+        # call, so that a packed weight gives the same result as its rows on every table (slower than rows).
+        try:
+            weight, gate_weight = PackedWeight(data, out_features, in_features, gated).unpack()
+        except CaptureError as e:
+            raise CaptureError(f"linear: a PackedWeight runs packed on the amx CPU table only; on the {table} "
+                               "table it is unpacked by torch ops at each call, which a CpuGraph cannot record "
+                               "(capture on amx, or keep the weight in rows)") from e
+        return _run(x, weight, gate_weight)
     y = torch.empty(*x.shape[:-1], out_features, dtype=x.dtype, device=x.device)
     return _launch_linear(x, y, dict(weight=data), weight_layout=2 if gated else 1)
 
@@ -200,8 +210,9 @@ def linear(x: Tensor, weight: Tensor | PackedWeight, *, gate_weight: Tensor | No
     On the CPU a row's result does not depend on the other rows of the call, bit for bit. The CPU kernel is
     built for the few rows of a decode step (it streams the weights once and is bound by memory bandwidth);
     for hundreds of rows torch's GEMM is faster. On CUDA this is cuBLAS through torch.
-    weight may be a PackedWeight (pack_weight(): bf16, the "amx" table only; its gate is packed with it), which
-    streams faster at a decode step's rows and makes the kernel usable for a prefill's (see pack_weight).
+    weight may be a PackedWeight (pack_weight(): bf16, its gate packed with it), which streams faster at a
+    decode step's rows on the "amx" table and makes the kernel usable for a prefill's; the other tables unpack
+    it at each call (see pack_weight).
     """
     if isinstance(weight, PackedWeight):
         Checker("linear").value("gate_weight", gate_weight is None,

@@ -1,6 +1,7 @@
 """generate: prefill the prompts, then one batched decode step per token, sampling on the host."""
 from __future__ import annotations
 
+import numbers
 from typing import Callable
 
 import torch
@@ -8,13 +9,18 @@ from torch import Tensor
 
 
 @torch.inference_mode()
-def generate(model, prompts: list[list[int]], max_new_tokens: int, *, temperature: float = 0.0,
-             top_k: int | None = None, top_p: float | None = None, eos_token_id: int | list | None = None,
-             seed: int | None = None, callback: Callable[[int, int], None] | None = None) -> list[list[int]]:
-    """model.generate: up to max_new_tokens for each prompt (token-id lists of any lengths). Returns the new
-    tokens of each prompt. Greedy when temperature == 0. callback(i, token) streams each new token of prompt i."""
-    if not prompts or any(len(p) == 0 for p in prompts):
-        raise ValueError("generate: prompts must be a non-empty list of non-empty token lists")
+def generate(model, prompts: list[list[int]] | list[int] | Tensor, max_new_tokens: int, *,
+             temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
+             eos_token_id: int | list[int] | None = None, seed: int | None = None,
+             callback: Callable[[int, int], None] | None = None) -> list[list[int]]:
+    """model.generate: up to max_new_tokens (>= 1) new tokens for each prompt. prompts: token-id lists of any
+    lengths, or one prompt as a flat list or a 1-D tensor, or a 2-D tensor [B, T] of B prompts of T tokens each
+    (no padding: every id is read as a token). Returns the new tokens of each prompt, a list of lists.
+    Greedy when temperature == 0; else sampled at that temperature, from the top_k most likely tokens (None or
+    0: all) and the smallest set of them whose probabilities add up to top_p (None or 1: all), reproducibly
+    with a seed. Stops a prompt at any of eos_token_id. callback(i, token) streams each new token of prompt i."""
+    prompts = _token_lists(prompts, model.config.vocab_size)
+    _check_options(max_new_tokens, temperature, top_k, top_p, eos_token_id, seed)
     B, dev = len(prompts), model.device
     need = max(len(p) for p in prompts) + max_new_tokens
     c = model.caches
@@ -52,6 +58,67 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int, *, temperatur
         logits = model._decode(tok, rows, positions, model.caches.block_table[rows.long()])
         positions = positions + 1
     return out
+
+
+def _fail(name: str, expected: str, got, exc=ValueError):
+    raise exc(f"generate: {name} must be {expected}, got {got}")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _token_lists(prompts, vocab_size: int) -> list[list[int]]:
+    """prompts as a list of token-id lists, each id checked against the vocabulary."""
+    what = "a list of token-id lists, a flat list of token ids, or a 1-D or 2-D integer tensor"
+    if isinstance(prompts, Tensor):
+        if prompts.dtype.is_floating_point or prompts.dtype.is_complex or prompts.dtype == torch.bool:
+            _fail("prompts", "an integer tensor of token ids", f"dtype {prompts.dtype}", TypeError)
+        if prompts.dim() not in (1, 2):
+            _fail("prompts", what, f"a tensor of shape {list(prompts.shape)}")
+        prompts = prompts.tolist()
+    if not isinstance(prompts, (list, tuple)):
+        _fail("prompts", what, type(prompts).__name__, TypeError)
+    if prompts and all(_is_int(t) for t in prompts):
+        prompts = [prompts]   # one prompt
+    if not prompts:
+        _fail("prompts", "at least one prompt", "an empty list")
+    for i, p in enumerate(prompts):
+        if not isinstance(p, (list, tuple)) or not all(_is_int(t) for t in p):
+            bad = p if not isinstance(p, (list, tuple)) else next(t for t in p if not _is_int(t))
+            _fail(f"prompts[{i}]", "a list of int token ids", f"{type(bad).__name__} {bad!r}", TypeError)
+        if not p:
+            _fail(f"prompts[{i}]", "a non-empty list of token ids", "an empty one")
+        bad = [t for t in p if not 0 <= t < vocab_size]
+        if bad:
+            _fail(f"prompts[{i}]", f"token ids in [0, {vocab_size}) (the vocabulary)", f"{bad[:5]}")
+    return [list(p) for p in prompts]
+
+
+def _check_options(max_new_tokens, temperature, top_k, top_p, eos_token_id, seed) -> None:
+    if not _is_int(max_new_tokens) or max_new_tokens < 1:
+        _fail("max_new_tokens", "an int >= 1", repr(max_new_tokens), ValueError if _is_int(max_new_tokens)
+              else TypeError)
+    if not _is_number(temperature):
+        _fail("temperature", "a number >= 0 (0: greedy)", type(temperature).__name__, TypeError)
+    if not temperature >= 0 or temperature == float("inf"):
+        _fail("temperature", "a finite number >= 0 (0: greedy)", temperature)
+    if top_k is not None and (not _is_int(top_k) or top_k < 0):
+        _fail("top_k", "None or an int >= 0 (0: no limit)", repr(top_k), ValueError if _is_int(top_k) else TypeError)
+    if top_p is not None:
+        if not _is_number(top_p):
+            _fail("top_p", "None or a number in (0, 1]", type(top_p).__name__, TypeError)
+        if not 0 < top_p <= 1:
+            _fail("top_p", "None or a number in (0, 1]", top_p)
+    eos = [eos_token_id] if _is_int(eos_token_id) else eos_token_id
+    if eos is not None and (not isinstance(eos, (list, tuple, set)) or not all(_is_int(t) for t in eos)):
+        _fail("eos_token_id", "None, an int or a list of ints", repr(eos_token_id), TypeError)
+    if seed is not None and not _is_int(seed):
+        _fail("seed", "None or an int", repr(seed), TypeError)
 
 
 def _sample(logits: Tensor, temperature: float, top_k, top_p, gen) -> Tensor:

@@ -5,6 +5,8 @@ packed prefill and a batched decode step; the decode step is captured once per b
 section 2)."""
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -13,10 +15,39 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lfm25_kernels import CpuGraph, Graphed
+from lfm25_kernels._checks import FLOAT_DTYPES, HEAD_DIMS
 
 from .caches import Caches
 from .config import Lfm2Config
 from .generate import generate
+
+
+_DTYPE_NAMES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
+                "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+
+
+def _dtype(dtype) -> torch.dtype | None:
+    """A model dtype from a torch.dtype, one of _DTYPE_NAMES, or None."""
+    if isinstance(dtype, str):
+        if dtype.removeprefix("torch.") not in _DTYPE_NAMES:
+            raise ValueError(f"Lfm2ForCausalLM: dtype must be one of {sorted(_DTYPE_NAMES)} as a string, got {dtype!r}")
+        dtype = _DTYPE_NAMES[dtype.removeprefix("torch.")]
+    if dtype is not None and dtype not in FLOAT_DTYPES:
+        raise TypeError(f"Lfm2ForCausalLM: dtype must be torch.float32, torch.float16, torch.bfloat16 or None, got "
+                        f"{dtype!r}")
+    return dtype
+
+
+def _check_checkpoint_dir(path) -> None:
+    """A plain error, with the download command, where path is no directory (e.g. a hub id)."""
+    if os.path.isdir(path):
+        return
+    hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", str(path)) is not None and not os.path.exists(path)
+    repo = str(path) if hub_id else "LiquidAI/LFM2.5-350M"
+    raise FileNotFoundError(
+        f"from_pretrained: path must be a local checkpoint directory (config.json, model.safetensors), got "
+        f"{str(path)!r}, which is {'a hub id, not a directory' if hub_id else 'not a directory'}; download one "
+        f"first: huggingface-cli download {repo} --local-dir {repo.split('/')[-1]}")
 
 
 def _ops(backend: str):
@@ -143,13 +174,18 @@ class Lfm2ForCausalLM(nn.Module):
     def from_pretrained(cls, path: str, *, backend: str = "kernels", dtype: torch.dtype | None = None,
                         device: str | torch.device = "cpu", pack_weights: bool | None = None,
                         quantize: str | None = None) -> "Lfm2ForCausalLM":
-        """pack_weights: pack the projections for the amx CPU table (lfm25_kernels.Projection); None packs where
-        that pays, False never. quantize: "int8" or "q4" quantizes every projection, the lm_head and the
-        embedding at load, a tensor at a time, letting go of the checkpoint's pages as it goes
-        (lfm25_kernels.quantize_weight; docs/DESIGN.md section 4 has the formats). A checkpoint written by
-        save_quantized() loads as it was saved, without the original (quantize: None or its format)."""
+        """path: a local checkpoint directory (config.json and model.safetensors, as Hugging Face saves them).
+        dtype: torch.float32, torch.float16 or torch.bfloat16 (or "fp32", "fp16", "bf16"); None keeps the
+        checkpoint's. pack_weights: pack the projections for the amx CPU table (lfm25_kernels.Projection); None
+        packs where that pays, True everywhere (other tables unpack them at each call: slower), False never.
+        quantize: "int8" or "q4" quantizes every projection, the lm_head and the embedding at load, a tensor at a
+        time, letting go of the checkpoint's pages as it goes (lfm25_kernels.quantize_weight; docs/DESIGN.md
+        section 4 has the formats). A checkpoint written by save_quantized() loads as it was saved, without the
+        original (quantize: None or its format)."""
         from . import loader
 
+        _check_checkpoint_dir(path)
+        dtype = _dtype(dtype)
         cfg = Lfm2Config.from_pretrained(path)
         saved = loader.quantized_format(path)
         if saved is not None:
@@ -175,8 +211,8 @@ class Lfm2ForCausalLM(nn.Module):
         from . import loader
 
         cfg = cfg or Lfm2Config.lfm25_350m()
-        return cls._build(cfg, loader.random_weights(cfg, seed), backend, dtype, torch.device(device), pack_weights,
-                          quantize)
+        return cls._build(cfg, loader.random_weights(cfg, seed), backend, _dtype(dtype), torch.device(device),
+                          pack_weights, quantize)
 
     @classmethod
     def _build(cls, cfg: Lfm2Config, raw, backend: str, dtype, device: torch.device, pack_weights: bool | None,
@@ -184,6 +220,10 @@ class Lfm2ForCausalLM(nn.Module):
         """The module tree from checkpoint tensors (a quantized checkpoint's projections are QuantizedWeights);
         release(t) lets go of each tensor a packed or quantized copy replaced."""
         ops = _ops(backend)
+        if backend == "kernels" and cfg.head_dim not in HEAD_DIMS:
+            raise ValueError(f"Lfm2ForCausalLM: head_dim (hidden_size / num_attention_heads) must be one of "
+                             f"{HEAD_DIMS} for backend='kernels' (the attention kernels are built for those), got "
+                             f"{cfg.head_dim}; backend='reference' runs any")
         if pack_weights and not (backend == "kernels" and device.type == "cpu" and dtype == torch.bfloat16):
             raise ValueError("pack_weights=True needs backend='kernels', dtype=torch.bfloat16 and device='cpu' "
                              f"(got {backend!r}, {dtype}, {device})")
