@@ -160,7 +160,8 @@ def quantize_activations(x: Tensor) -> tuple[Tensor, Tensor]:
     v = torch.nn.functional.pad(_f32(x), (0, G * QUANT_GROUP - K)).view(M, G, QUANT_GROUP)
     amax = v.abs().amax(-1, keepdim=True)
     finite = torch.isfinite(v).all(-1, keepdim=True)
-    inv = torch.where(amax > 0, 127.0 / amax, torch.zeros_like(amax))
+    # NOTE: not 127.0 / amax: torch computes a scalar over a tensor as reciprocal(amax) * 127, two roundings
+    inv = torch.where(amax > 0, torch.full_like(amax, 127.0) / amax, torch.zeros_like(amax))
     codes = torch.where(finite, torch.round(v * inv), torch.zeros_like(v)).to(torch.int8)
     scales = torch.where(finite, amax / 127.0, torch.full_like(amax, float("nan")))
     return codes.view(M, -1), scales.view(M, G)
