@@ -35,16 +35,26 @@ def _qemu(isa: str, cpu: str) -> Backend:
     return Backend(f"qemu-{cpu}-{isa}", "cpu", lambda: ops.launcher(neon.launcher(isa, cpu)))
 
 
-def all_backends() -> list:
+def qemu_backends(isas=("neon_bf16", "neon", "portable"), cpu: str = "max") -> list:
+    """aarch64 kernels under qemu `-cpu cpu`: NEON and the portable path (the second oracle) compiled for
+    aarch64. "max" has every extension the tables use (BF16, the dot product, i8mm); the NEON tables choose
+    linear_q's kernel by the extensions at run time, so its tests also run the neon table on CPUS_WITHOUT_I8MM.
+    Without the tools they are skipped here and fail in CI, where .ci/run installs them."""
     import neon
 
-    found = [pytest.param(_cpu(isa), id=f"cpu-{isa}") for isa in lfm25_kernels.available_isas()]
-    # aarch64 kernels under qemu: NEON and the portable path (the second oracle) compiled for aarch64. Without
-    # the tools they are skipped here and fail in CI, where .ci/run installs them.
     gone = neon.missing_tools()
     skip = [pytest.mark.skipif(bool(gone) and not os.environ.get("CI"), reason=f"NEON tests need {gone}")]
-    for isa in ("neon_bf16", "neon", "portable"):
-        found.append(pytest.param(_qemu(isa, "max"), id=f"aarch64-{isa}", marks=[pytest.mark.neon, *skip]))
+    tag = "" if cpu == "max" else f"{cpu}-"
+    return [pytest.param(_qemu(isa, cpu), id=f"aarch64-{tag}{isa}", marks=[pytest.mark.neon, *skip]) for isa in isas]
+
+
+# the dot product without i8mm (Cortex-A76, Neoverse N1), and neither (Cortex-A72: ARMv8.0, a Raspberry Pi 4)
+CPUS_WITHOUT_I8MM = ("cortex-a76", "cortex-a72")
+
+
+def all_backends() -> list:
+    found = [pytest.param(_cpu(isa), id=f"cpu-{isa}") for isa in lfm25_kernels.available_isas()]
+    found += qemu_backends()
     found.append(pytest.param(Backend("cuda", "cuda", contextlib.nullcontext), id="cuda",
                               marks=[pytest.mark.cuda, pytest.mark.skipif(
                                   not lfm25_kernels.cuda_available(), reason="no CUDA GPU or CUDA kernels")]))
