@@ -44,8 +44,14 @@ struct NeonLaneTile {
     constexpr int32_t zp = L::template zero_point<FMT>;
     const int64_t block_bytes = groups * GB, block_scales = groups * kQBlockRows;
     for (int c0 = 0; c0 < 2 * kQBlockRows; c0 += 4 * VR) {
-      const uint8_t* wp = w + (c0 / kQBlockRows) * block_bytes + (c0 % kQBlockRows) * 4;
-      const uint16_t* sp = s + (c0 / kQBlockRows) * block_scales + c0 % kQBlockRows;
+      const uint8_t* wv[VR];    // rows c0 + 4v.. of vector v (a pass of 32 rows spans both blocks)
+      const uint16_t* sv[VR];
+#pragma GCC unroll 8
+      for (int v = 0; v < VR; ++v) {
+        const int r = c0 + 4 * v;
+        wv[v] = w + (r / kQBlockRows) * block_bytes + (r % kQBlockRows) * 4;
+        sv[v] = s + (r / kQBlockRows) * block_scales + r % kQBlockRows;
+      }
       float32x4_t acc[MR][VR];
       #pragma GCC unroll 8
       for (auto& a : acc)
@@ -63,13 +69,12 @@ struct NeonLaneTile {
           #pragma GCC unroll 8
           for (auto& v : sum[i]) v = c;
         }
-        const uint8_t* wg = wp + g * GB;
         if constexpr (FMT == QuantFormat::kInt8) {
           unroll<8>([&](auto q) {
             constexpr int Q = decltype(q)::value;
             #pragma GCC unroll 8
             for (int v = 0; v < VR; ++v) {
-              const int8x16_t c = L::load8(wg + Q * 64 + v * 16);
+              const int8x16_t c = L::load8(wv[v] + g * GB + Q * 64);
               #pragma GCC unroll 8
               for (int i = 0; i < MR; ++i) sum[i][v] = L::template dot<Q % 4>(sum[i][v], c, x[i][Q / 4]);
             }
@@ -80,7 +85,7 @@ struct NeonLaneTile {
             #pragma GCC unroll 8
             for (int v = 0; v < VR; ++v) {
               int8x16_t lo, hi;
-              L::load4(wg + Q * 64 + v * 16, lo, hi);
+              L::load4(wv[v] + g * GB + Q * 64, lo, hi);
               #pragma GCC unroll 8
               for (int i = 0; i < MR; ++i)
                 sum[i][v] = L::template dot<2 * Q % 4 + 1>(L::template dot<2 * Q % 4>(sum[i][v], lo, x[i][Q / 2]),
@@ -90,7 +95,7 @@ struct NeonLaneTile {
         }
         #pragma GCC unroll 8
         for (int v = 0; v < VR; ++v) {
-          const float32x4_t d = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(sp + g * kQBlockRows + v * 4)));
+          const float32x4_t d = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(sv[v] + g * kQBlockRows)));
           #pragma GCC unroll 8
           for (int i = 0; i < MR; ++i)
             acc[i][v] = vfmaq_f32(acc[i][v], vcvtq_f32_s32(sum[i][v]),
