@@ -96,7 +96,7 @@ def test_linear_q_long_rows_across_chunks(backend, fmt):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_linear_q_rows_are_independent_of_batching(backend, fmt):
     """Row m of a batched call is the call for that row alone, bit for bit, whichever row tile (4, 2 or 1
-    rows, USMMLA pairs or SDOT) computes it: a decode step does not depend on the other sequences in it."""
+    rows, USMMLA pairs or USDOT / SDOT lanes) computes it: a decode step does not depend on the other sequences in it."""
     M, K, N = 23, 200, 45
     for gated in (False, True):
         q = quantized(N, K, fmt, gated, 5)
@@ -152,19 +152,21 @@ def test_linear_q_thread_count_does_not_change_the_result():
     assert_equal(one, two, "1 vs 2 threads")
 
 
-# instruction words of the NEON kernels (qemu's disassembler knows neither SDOT nor USMMLA)
-SDOT_BY_ELEMENT = (0xFFC0F400, 0x4F80E000)   # (mask, bits): SDOT Vd.4S, Vn.16B, Vm.4B[i]
-USMMLA = (0xFFE0FC00, 0x4E80AC00)            # USMMLA Vd.4S, Vn.16B, Vm.16B
+# instruction words of the NEON kernels, (mask, bits) (qemu's disassembler knows none of them)
+WORDS = {"sdot": (0xFFC0F400, 0x4F80E000),     # SDOT Vd.4S, Vn.16B, Vm.4B[i]
+         "usdot": (0xFFC0F400, 0x4F80F000),    # USDOT Vd.4S, Vn.16B, Vm.4B[i]
+         "usmmla": (0xFFE0FC00, 0x4E80AC00)}   # USMMLA Vd.4S, Vn.16B, Vm.16B
+KERNELS = ("usmmla", "usdot", "sdot", "smull")
 
 
 @pytest.mark.neon
 @pytest.mark.skipif(bool(neon.missing_tools()) and not os.environ.get("CI"), reason="NEON tests need qemu")
-@pytest.mark.parametrize("cpu,ran,not_ran", [("max", "usmmla", ("smull",)), ("cortex-a76", "sdot", ("usmmla", "smull")),
-                                             ("cortex-a72", "smull", ("usmmla", "sdot"))])
-def test_neon_tables_run_the_linear_q_kernel_of_the_cpu(cpu, ran, not_ran):
-    """The neon table's linear_q is USMMLA where the CPU has i8mm, SDOT where it has only the dot product, and
-    SMULL (ARMv8.0) otherwise: read from the instructions qemu translated while 4 rows of x ran (on a CPU
-    without the extension an instruction of it would have been an illegal instruction)."""
+@pytest.mark.parametrize("cpu,rows,ran", [("max", 4, "usmmla"), ("max", 1, "usdot"), ("cortex-a76", 4, "sdot"),
+                                          ("cortex-a72", 4, "smull")])
+def test_neon_tables_run_the_linear_q_kernel_of_the_cpu(cpu, rows, ran):
+    """The neon table's linear_q is USMMLA (pairs of rows; USDOT for one) where the CPU has i8mm, SDOT where it
+    has only the dot product, and SMULL (ARMv8.0) otherwise: read from the instructions qemu translated while
+    it ran (on a CPU without an extension, an instruction of it would have been illegal)."""
     request = {}
 
     def grab(op, params, tensors):
@@ -172,14 +174,14 @@ def test_neon_tables_run_the_linear_q_kernel_of_the_cpu(cpu, ran, not_ran):
         request["bytes"] = neon.encode("neon", neon.OPS[op], params, tensors)
 
     with ops.launcher(grab):
-        L.linear_q(torch.randn(4, 64), quantized(32, 64, "int8", False, 19))
-    words = collections.Counter()
-    for m in re.finditer(r"^0x[0-9a-f]+:\s+([0-9a-f]{8})\s+(\S+)", neon.translated_code(cpu, request["bytes"]), re.M):
+        L.linear_q(torch.randn(rows, 64), quantized(32, 64, "int8", False, 19))
+    seen = collections.Counter()
+    code = neon.translated_code(cpu, request["bytes"])
+    for m in re.finditer(r"^0x[0-9a-f]+:\s+([0-9a-f]{8})\s+(\S+)\s*(\S*)", code, re.M):
         word = int(m.group(1), 16)
-        words["sdot"] += word & SDOT_BY_ELEMENT[0] == SDOT_BY_ELEMENT[1]
-        words["usmmla"] += word & USMMLA[0] == USMMLA[1]
-        words["smull"] += m.group(2) in ("smull", "smull2")
-    assert words[ran] > 0 and not any(words[n] for n in not_ran), f"on {cpu}: {dict(words)}"
+        seen.update(name for name, (mask, bits) in WORDS.items() if word & mask == bits)
+        seen["smull"] += m.group(2) in ("smull", "smull2") and m.group(3).startswith("v")   # the vector forms
+    assert [k for k in KERNELS if seen[k]] == [ran], f"on {cpu}, {rows} rows: {dict(seen)}"
 
 
 # ---- the argument checks ---------------------------------------------------------------------------------

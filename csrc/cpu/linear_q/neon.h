@@ -30,10 +30,11 @@ inline void unroll(F&& f) {
 }
 
 // The tile for a lane-dot policy L:
+//   W                                           16 codes as dot takes them (int8x16_t or uint8x16_t)
 //   zero_point<FMT>                             what dot sees a code of value 0 as
-//   load8(p) -> int8x16_t                       the int8 codes of a quad, 4 rows x 4 bytes
-//   load4(p, lo, hi)                            the q4 codes of two quads
-//   dot<LANE>(int32x4_t acc, w, int8x16_t x)    acc + per lane sum_j w[lane][j] * x[4 * LANE + j]
+//   load8(p) -> W                               the int8 codes of a quad, 4 rows x 4 bytes
+//   load4(p, W& lo, W& hi)                      the q4 codes of two quads
+//   dot<LANE>(int32x4_t acc, W w, int8x16_t x)  acc + per lane sum_j w[lane][j] * x[4 * LANE + j]
 template <class L>
 struct NeonLaneTile {
   template <QuantFormat FMT, int MR>
@@ -74,7 +75,7 @@ struct NeonLaneTile {
             constexpr int Q = decltype(q)::value;
             #pragma GCC unroll 8
             for (int v = 0; v < VR; ++v) {
-              const int8x16_t c = L::load8(wv[v] + g * GB + Q * 64);
+              const typename L::W c = L::load8(wv[v] + g * GB + Q * 64);
               #pragma GCC unroll 8
               for (int i = 0; i < MR; ++i) sum[i][v] = L::template dot<Q % 4>(sum[i][v], c, x[i][Q / 4]);
             }
@@ -84,7 +85,7 @@ struct NeonLaneTile {
             constexpr int Q = decltype(q)::value;
             #pragma GCC unroll 8
             for (int v = 0; v < VR; ++v) {
-              int8x16_t lo, hi;
+              typename L::W lo, hi;
               L::load4(wv[v] + g * GB + Q * 64, lo, hi);
               #pragma GCC unroll 8
               for (int i = 0; i < MR; ++i)
@@ -113,6 +114,7 @@ struct NeonLaneTile {
 // ARMv8.0: SMULL multiplies 8 codes by x's quad (broadcast from its lane) twice over into 16-bit products
 // (each within 127 * 127), and two pairwise adds sum each row's quad.
 struct NeonDot : NeonLaneTile<NeonDot> {
+  using W = int8x16_t;
   template <QuantFormat FMT>
   static constexpr int32_t zero_point = FMT == QuantFormat::kInt8 ? 0 : 8;
   static int8x16_t load8(const uint8_t* p) { return vreinterpretq_s8_u8(veorq_u8(vld1q_u8(p), vdupq_n_u8(0x80))); }

@@ -8,6 +8,7 @@ namespace lfm25::cpu {
 namespace {  // see common/numeric.h
 
 struct NeonSdot : NeonLaneTile<NeonSdot> {
+  using W = int8x16_t;
   template <QuantFormat FMT>
   static constexpr int32_t zero_point = NeonDot::zero_point<FMT>;
   static int8x16_t load8(const uint8_t* p) { return NeonDot::load8(p); }

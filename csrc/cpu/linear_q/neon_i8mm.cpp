@@ -1,6 +1,7 @@
 // neon_i8mm::linear_q, for the NEON tables on CPUs with the int8 matrix multiply extension (ARMv8.6 FEAT_I8MM,
 // which comes with the dot-product extension; dispatch.cpp): the driver of linear_q/common.h with USMMLA for
-// pairs of rows of x, and SDOT (linear_q/neon_dotprod.h) for a last single row. Compiled with +dotprod+i8mm.
+// pairs of rows of x, and USDOT by element (the lane tile of linear_q/neon.h) for a single row: a decode step's,
+// or the last of an odd count. Compiled with +dotprod+i8mm.
 //
 // USMMLA multiplies a 2 x 8 matrix of unsigned bytes by the transpose of a 2 x 8 matrix of signed bytes into
 // the 2 x 2 int32 sums: twice SDOT's products per instruction. The first operand is two rows of codes over an
@@ -13,17 +14,32 @@
 // 8 / MR of codes; 28 of the 32 registers.
 #include "kernels.h"
 #include "lfm25/static_switch.h"
-#include "linear_q/neon_dotprod.h"
+#include "linear_q/neon.h"
 
 namespace lfm25::cpu::neon_i8mm {
 namespace {
+
+// A single row of x: USDOT by element, SDOT on the stored bytes as unsigned (no sign flip of the int8 codes).
+struct NeonUsdot : NeonLaneTile<NeonUsdot> {
+  using W = uint8x16_t;
+  template <QuantFormat FMT>
+  static constexpr int32_t zero_point = FMT == QuantFormat::kInt8 ? 128 : 8;
+  static W load8(const uint8_t* p) { return vld1q_u8(p); }
+  static void load4(const uint8_t* p, W& lo, W& hi) {
+    const uint8x16_t b = vld1q_u8(p);
+    lo = vandq_u8(b, vdupq_n_u8(15));
+    hi = vshrq_n_u8(b, 4);
+  }
+  template <int LANE>
+  static int32x4_t dot(int32x4_t acc, W w, int8x16_t x) { return vusdotq_laneq_s32(acc, w, x, LANE); }
+};
 
 struct NeonUsmmla {
   template <QuantFormat FMT, int MR>
   static void tile(const QuantizedX& xq, int64_t m0, const uint8_t* w, const uint16_t* s, int64_t groups,
                    float* out) {
     if constexpr (MR == 1) {
-      NeonSdot::tile<FMT, 1>(xq, m0, w, s, groups, out);
+      NeonUsdot::tile<FMT, 1>(xq, m0, w, s, groups, out);
     } else {
       pairs<FMT, MR / 2>(xq, m0, w, s, groups, out);
     }
@@ -35,7 +51,7 @@ struct NeonUsmmla {
                     float* out) {
     constexpr int VR = 4 / P;   // vectors of 4 rows per pass: 2 * VR sum vectors per pair of x
     constexpr int64_t GB = q_group_bytes(FMT);
-    constexpr int32_t zp = FMT == QuantFormat::kInt8 ? 128 : 8;
+    constexpr int32_t zp = NeonUsdot::zero_point<FMT>;
     const int64_t block_bytes = groups * GB, block_scales = groups * kQBlockRows;
     for (int c0 = 0; c0 < 2 * kQBlockRows; c0 += 4 * VR) {
       const uint8_t* wp = w + (c0 / kQBlockRows) * block_bytes + (c0 % kQBlockRows) * 4;
