@@ -42,16 +42,27 @@ def _cuda_cpu() -> Backend:
     return Backend("cuda-cpu", "cpu", lambda: ops.launcher(cuda_cpu.launcher()), cuda=True)
 
 
-def all_backends() -> list:
-    import cuda_cpu
+def qemu_backends(isas=("neon_bf16", "neon", "portable"), cpu: str = "max") -> list:
+    """aarch64 kernels under qemu `-cpu cpu`: NEON and the portable path (the second oracle) compiled for
+    aarch64. "max" has every extension the tables use (BF16, the dot product, i8mm); the NEON tables choose
+    linear_q's kernel by the extensions at run time, so its tests also run the neon table on CPUS_WITHOUT_I8MM.
+    Without the tools they are skipped here and fail in CI, where .ci/run installs them."""
     import neon
 
+    tag = "" if cpu == "max" else f"{cpu}-"
+    marks = [pytest.mark.neon, neon.skip_without_tools()]
+    return [pytest.param(_qemu(isa, cpu), id=f"aarch64-{tag}{isa}", marks=marks) for isa in isas]
+
+
+# the dot product without i8mm (Cortex-A76, Neoverse N1), and neither (Cortex-A72: ARMv8.0, a Raspberry Pi 4)
+CPUS_WITHOUT_I8MM = ("cortex-a76", "cortex-a72")
+
+
+def all_backends() -> list:
+    import cuda_cpu
+
     found = [pytest.param(_cpu(isa), id=f"cpu-{isa}") for isa in lfm25_kernels.available_isas()]
-    # aarch64 kernels under qemu: NEON and the portable path (the second oracle) compiled for aarch64. Without
-    # the tools they are skipped here and fail in CI, where .ci/run installs them.
-    for isa in ("neon_bf16", "neon", "portable"):
-        found.append(pytest.param(_qemu(isa, "max"), id=f"aarch64-{isa}",
-                                  marks=[pytest.mark.neon, neon.skip_without_tools()]))
+    found += qemu_backends()
     # the CUDA kernels on the CPU (every thread a fiber, every launch run twice by the race probe): skipped here
     # without g++ on x86-64, failing in CI
     gone = cuda_cpu.missing_tools()

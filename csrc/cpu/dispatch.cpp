@@ -6,6 +6,8 @@
 #include <sys/auxv.h>
 #elif defined(LFM25_CPU_NEON) && defined(__APPLE__)
 #include <sys/sysctl.h>
+
+#include <string>
 #endif
 
 #include "kernels.h"
@@ -51,16 +53,34 @@ bool has_amx() { return has_avx512_bf16() && amx::usable(); }
 #endif
 
 #if defined(LFM25_CPU_NEON)
-bool has_bf16() {  // ARMv8.6 BF16 (BFCVT): Graviton3+, Apple M2+, Cortex-A510/A710+
+// An aarch64 extension: bit `bit` of getauxval(at) on Linux, the sysctl hw.optional.arm.<feat> on macOS.
+bool arm_has([[maybe_unused]] unsigned long at, [[maybe_unused]] unsigned long bit,
+             [[maybe_unused]] const char* feat) {
 #if defined(__linux__)
-  return (getauxval(AT_HWCAP2) & (1UL << 14)) != 0;  // HWCAP2_BF16
+  return (getauxval(at) & bit) != 0;
 #elif defined(__APPLE__)
   int v = 0;
   size_t n = sizeof v;
-  return sysctlbyname("hw.optional.arm.FEAT_BF16", &v, &n, nullptr, 0) == 0 && v;
+  return sysctlbyname((std::string("hw.optional.arm.") + feat).c_str(), &v, &n, nullptr, 0) == 0 && v;
 #else
   return false;
 #endif
+}
+// ARMv8.6 BF16 (BFCVT): Graviton3+, Apple M2+, Cortex-A510/A710+
+bool has_bf16() { return arm_has(AT_HWCAP2, 1UL << 14, "FEAT_BF16"); }          // HWCAP2_BF16
+// ARMv8.2 dot product (SDOT): Cortex-A55/A76+, Neoverse N1+, Apple M1+; not the Raspberry Pi 4's Cortex-A72
+bool has_dotprod() { return arm_has(AT_HWCAP, 1UL << 20, "FEAT_DotProd"); }     // HWCAP_ASIMDDP
+// ARMv8.6 int8 matrix multiply (USMMLA): Graviton3+, Cortex-A510/A710+, Apple M2+; it comes with dotprod
+bool has_i8mm() { return has_dotprod() && arm_has(AT_HWCAP2, 1UL << 13, "FEAT_I8MM"); }   // HWCAP2_I8MM
+
+// A NEON table with linear_q on the best extension this CPU has: i8mm, the dot product, or the table's own
+// (ARMv8.0)
+KernelTable with_best_linear_q(KernelTable t) {
+  if (has_i8mm())
+    t.linear_q = neon_i8mm::linear_q;
+  else if (has_dotprod())
+    t.linear_q = neon_dotprod::linear_q;
+  return t;
 }
 #endif
 
@@ -73,8 +93,8 @@ const Entry kEntries[] = {
     {LFM25_TABLE(avx2), has_avx2},
 #endif
 #if defined(LFM25_CPU_NEON)
-    {LFM25_TABLE(neon_bf16), has_bf16},
-    {LFM25_TABLE(neon), always},
+    {with_best_linear_q(LFM25_TABLE(neon_bf16)), has_bf16},
+    {with_best_linear_q(LFM25_TABLE(neon)), always},
 #endif
     {LFM25_TABLE(portable), always},
 };

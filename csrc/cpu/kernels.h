@@ -29,6 +29,12 @@ bool usable();                          // the CPU has AMX-BF16 and the OS grant
 #if defined(LFM25_CPU_NEON)  // set by CMakeLists.txt on aarch64
 namespace neon { LFM25_OPS(LFM25_DECLARE_KERNEL) }
 namespace neon_bf16 { LFM25_OPS(LFM25_DECLARE_KERNEL) }
+namespace neon_dotprod {
+Status linear_q(const LinearQParams& p);   // csrc/cpu/linear_q/neon_dotprod.cpp: SDOT, for the NEON tables
+}
+namespace neon_i8mm {
+Status linear_q(const LinearQParams& p);   // csrc/cpu/linear_q/neon_i8mm.cpp: USMMLA, for the NEON tables
+}
 #endif
 
 #undef LFM25_DECLARE_KERNEL

@@ -11,6 +11,7 @@ import os
 import shutil
 import struct
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
@@ -60,6 +61,16 @@ def runner_binary() -> Path:
             subprocess.run(["bash", str(ROOT / "tests/neon/build.sh"), str(tmp)], check=True)
             tmp.rename(out)
     return out
+
+
+def translated_code(cpu: str, request: bytes) -> str:
+    """qemu's disassembly (-d in_asm) of the guest code it translates while the runner answers one request
+    under `-cpu cpu`: the instructions that ran, for the tests of the run-time kernel choice."""
+    with tempfile.TemporaryDirectory() as d:
+        log = Path(d) / "in_asm.log"
+        subprocess.run([QEMU, "-cpu", cpu, "-d", "in_asm", "-D", str(log), str(runner_binary())], input=request,
+                       stdout=subprocess.DEVNULL, check=True)
+        return log.read_text(errors="replace")
 
 
 def _span(t: torch.Tensor) -> tuple[int, int]:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cross-builds the aarch64 test runner (tests/neon/runner.cpp + every CPU kernel, NEON and portable), statically
 # linked so qemu-aarch64 needs no sysroot. The sources are found as CMakeLists.txt finds them: each op folder's
-# portable.cpp and validate.cpp, and every simd.cpp twice, for neon and for neon_bf16. Usage: build.sh OUTPUT
+# portable.cpp and validate.cpp, every simd.cpp twice, for neon and for neon_bf16, and linear_q's
+# dotprod and i8mm kernels. Usage: build.sh OUTPUT
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="$1"
@@ -18,4 +19,7 @@ for f in "$cpu"/*/simd.cpp; do
   "$cxx" "${flags[@]}" -march=armv8-a -DLFM25_SIMD_ISA=neon -c "$f" -o "$objdir/$op.neon.o"
   "$cxx" "${flags[@]}" -march=armv8.2-a+bf16 -DLFM25_SIMD_ISA=neon_bf16 -c "$f" -o "$objdir/$op.neon_bf16.o"
 done
+# linear_q on the dot-product and int8 matrix multiply extensions, as CMakeLists.txt compiles them
+"$cxx" "${flags[@]}" -march=armv8.2-a+dotprod -c "$cpu/linear_q/neon_dotprod.cpp" -o "$objdir/linear_q.dotprod.o"
+"$cxx" "${flags[@]}" -march=armv8.2-a+dotprod+i8mm -c "$cpu/linear_q/neon_i8mm.cpp" -o "$objdir/linear_q.i8mm.o"
 "$cxx" "${flags[@]}" -march=armv8-a -static -pthread "${srcs[@]}" "$objdir"/*.o -o "$out"

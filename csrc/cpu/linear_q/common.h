@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "common/numeric.h"
 #include "common/parallel.h"
@@ -163,6 +164,21 @@ void linear_q_tile(const QuantizedX& xq, int64_t m0, const uint8_t* w, const uin
     for (int v = 0; v < NV; ++v) Q::store(out + i * 2 * kQBlockRows + v * Q::kLanes, acc[i][v]);
 }
 
+// The policy's own tile when it has one (Q::tile<FMT, MR>, with linear_q_tile's contract: the NEON policies
+// of linear_q/neon.h take the 32 rows in passes that fit their registers), else linear_q_tile.
+template <class Q, class = void>
+struct HasTile : std::false_type {};
+template <class Q>
+struct HasTile<Q, std::void_t<decltype(&Q::template tile<QuantFormat::kInt8, 1>)>> : std::true_type {};
+
+template <class Q, QuantFormat FMT, int MR>
+void run_tile(const QuantizedX& xq, int64_t m0, const uint8_t* w, const uint16_t* s, int64_t groups, float* out) {
+  if constexpr (HasTile<Q>::value)
+    Q::template tile<FMT, MR>(xq, m0, w, s, groups, out);
+  else
+    linear_q_tile<Q, FMT, MR>(xq, m0, w, s, groups, out);
+}
+
 template <class Q, DType DT, QuantFormat FMT, int MR_MAX>
 Status linear_q_run(const LinearQParams& p) {
   using T = typename Storage<DT>::T;
@@ -188,10 +204,10 @@ Status linear_q_run(const LinearQParams& p) {
           const uint8_t* w = W + t * tile_bytes;
           const uint16_t* s = S + t * 2 * groups * kQBlockRows;
           switch (mr) {
-            case 8: if constexpr (MR_MAX >= 8) linear_q_tile<Q, FMT, 8>(xq, m0, w, s, groups, out); break;
-            case 4: if constexpr (MR_MAX >= 4) linear_q_tile<Q, FMT, 4>(xq, m0, w, s, groups, out); break;
-            case 2: if constexpr (MR_MAX >= 2) linear_q_tile<Q, FMT, 2>(xq, m0, w, s, groups, out); break;
-            default: linear_q_tile<Q, FMT, 1>(xq, m0, w, s, groups, out); break;
+            case 8: if constexpr (MR_MAX >= 8) run_tile<Q, FMT, 8>(xq, m0, w, s, groups, out); break;
+            case 4: if constexpr (MR_MAX >= 4) run_tile<Q, FMT, 4>(xq, m0, w, s, groups, out); break;
+            case 2: if constexpr (MR_MAX >= 2) run_tile<Q, FMT, 2>(xq, m0, w, s, groups, out); break;
+            default: run_tile<Q, FMT, 1>(xq, m0, w, s, groups, out); break;
           }
           const int64_t n0 = t * H;
           const int h = int(std::min<int64_t>(H, N - n0));
