@@ -72,9 +72,9 @@ gqa_split_kernel(const GqaDecodeParams p, const int n_split, const int n_tiles, 
   const int64_t kh = bid % unsigned(p.n_kv_heads), b = bid / unsigned(p.n_kv_heads);
   const int64_t G = p.n_q_heads / p.n_kv_heads;
 
-  const int64_t capacity = p.block_table ? p.max_blocks * p.block_size : p.block_size;
+  const int64_t capacity = p.block_table_given ? p.max_blocks * p.block_size : p.block_size;
   int64_t len = min(max(int64_t(__ldg(p.seq_lens + b)), int64_t(0)), capacity);
-  if (!p.block_table && b >= p.n_blocks) len = 0;
+  if (!p.block_table_given && b >= p.n_blocks) len = 0;
   const int64_t per_split = ceil_div(ceil_div(len, n_split), Sh::kStep) * Sh::kStep;
   const int64_t t0 = split * per_split, t1 = min(len, t0 + per_split);
 
@@ -99,7 +99,8 @@ gqa_split_kernel(const GqaDecodeParams p, const int n_split, const int n_tiles, 
 
   const T* kc = static_cast<const T*>(p.k_cache) + kh * p.cache_head_stride + sub * V;
   const T* vc = static_cast<const T*>(p.v_cache) + kh * p.cache_head_stride + sub * V;
-  const int32_t* table = p.block_table ? p.block_table + b * p.block_table_stride : nullptr;
+  const bool paged = p.block_table_given != 0;
+  const int32_t* table = p.block_table + b * p.block_table_stride;
   // the same trip count for every thread of the block (the shuffles need whole warps)
   // token positions fit 32 bits (seq_lens are int32): the paged walk divides once per step, in 32 bits
   const unsigned bs = unsigned(min(p.block_size, int64_t(0x7fffffff)));
@@ -113,10 +114,10 @@ gqa_split_kernel(const GqaDecodeParams p, const int n_split, const int n_tiles, 
       const int64_t t = int64_t(first) + u;
       if (u > 0 && ++off == bs) off = 0, ++page;
       int64_t blk = b;
-      if (table) blk = t < t1 ? __ldg(table + page) : -1;
+      if (paged) blk = t < t1 ? __ldg(table + page) : -1;
       ok[u] = t < t1 && blk >= 0 && blk < p.n_blocks;
       if (ok[u] && lane_on) {
-        const int64_t row = blk * p.cache_block_stride + int64_t(table ? off : first + u) * p.cache_token_stride;
+        const int64_t row = blk * p.cache_block_stride + int64_t(paged ? off : first + u) * p.cache_token_stride;
         load_raw<T, V, kVec>(kc + row, kr[u]);
         load_raw<T, V, kVec>(vc + row, vr[u]);
       } else {
@@ -246,7 +247,7 @@ Status launch(const GqaDecodeParams& p, cudaStream_t stream) {
   const int64_t G = p.n_q_heads / p.n_kv_heads;
   const int n_tiles = int(ceil_div(G, GT));
   const int64_t units = p.batch * p.n_kv_heads * n_tiles;
-  const int64_t capacity = p.block_table ? p.max_blocks * p.block_size : p.block_size;
+  const int64_t capacity = p.block_table_given ? p.max_blocks * p.block_size : p.block_size;
   int n_split = gqa_split_count(device(), units, capacity);
   float* ws = nullptr;
   if (n_split > 1) {

@@ -65,7 +65,9 @@ def gqa_decode(q: Tensor, k_cache: Tensor, v_cache: Tensor, seq_lens: Tensor, *,
     q: [B, Hq, d]; k_cache, v_cache: [B, L_max, Hkv, d] (contiguous: sequence b owns row b) or
     [n_blocks, block_size, Hkv, d] with block_table int32 [B, max_blocks] (paged); seq_lens: int32 [B], the
     number of valid cached tokens (0 gives zeros). Query head h reads KV head h // (Hq/Hkv).
-    scale defaults to d**-0.5. d in {32, 64, 96, 128}. Returns out: [B, Hq, d].
+    scale defaults to d**-0.5. d in {32, 64, 96, 128}. Returns out: [B, Hq, d]. NaN in q, K or V and scores
+    that overflow fp32 give NaN where the reference softmax does. On the CPU the output does not depend on the
+    thread count (fixed 256-token splits).
     """
     if torch.compiler.is_compiling():
         return torch.ops.lfm25.gqa_decode(q, k_cache, v_cache, seq_lens, block_table, scale)
