@@ -11,7 +11,8 @@
 //   2. combine kernel (only when split): one warp per (sequence, query head), the log-sum-exp merge.
 // Split boundaries come from each sequence's own length on the device; the split count only from sizes known
 // on the host, so the launch is CUDA-graph capturable for any lengths. seq_lens are clamped to [0, capacity];
-// a token whose block_table entry is outside [0, n_blocks) is skipped; seq_len 0 gives zeros, never NaN.
+// a token whose block_table entry is outside [0, n_blocks) is skipped; seq_len 0 gives zeros. NaN in q, K or V,
+// or a score that overflows to +inf, gives NaN as softmax does.
 #include <algorithm>
 
 #include "common.cuh"
@@ -34,6 +35,19 @@ __device__ __forceinline__ void merge(float& m, float& l, float (&acc)[V], float
 #pragma unroll
   for (int i = 0; i < V; ++i) acc[i] = acc[i] * a + acc2[i] * b;
   m = M;
+}
+
+// Tokens of sequence b attended over: seq_lens[b] clamped to [0, capacity], 0 for a contiguous cache's missing row.
+__device__ __forceinline__ int64_t sequence_length(const GqaDecodeParams& p, int64_t b) {
+  const int64_t capacity = p.block_table_given ? p.max_blocks * p.block_size : p.block_size;
+  if (!p.block_table_given && b >= p.n_blocks) return 0;
+  return min(max(int64_t(__ldg(p.seq_lens + b)), int64_t(0)), capacity);
+}
+
+// 1 / l for the output; l = 0 only without tokens (zeros) or when every score is -inf (NaN, as softmax gives),
+// and a NaN l stays NaN.
+__device__ __forceinline__ float inverse_sum(float l, int64_t len) {
+  return l != 0.0f ? 1.0f / l : len > 0 ? __int_as_float(0x7fc00000) : 0.0f;
 }
 
 template <DType DT, int HD, int GT>
@@ -72,9 +86,7 @@ gqa_split_kernel(const GqaDecodeParams p, const int n_split, const int n_tiles, 
   const int64_t kh = bid % unsigned(p.n_kv_heads), b = bid / unsigned(p.n_kv_heads);
   const int64_t G = p.n_q_heads / p.n_kv_heads;
 
-  const int64_t capacity = p.block_table_given ? p.max_blocks * p.block_size : p.block_size;
-  int64_t len = min(max(int64_t(__ldg(p.seq_lens + b)), int64_t(0)), capacity);
-  if (!p.block_table_given && b >= p.n_blocks) len = 0;
+  const int64_t len = sequence_length(p, b);
   const int64_t per_split = ceil_div(ceil_div(len, n_split), Sh::kStep) * Sh::kStep;
   const int64_t t0 = split * per_split, t1 = min(len, t0 + per_split);
 
@@ -145,7 +157,14 @@ gqa_split_kernel(const GqaDecodeParams p, const int n_split, const int n_tiles, 
       float mx = m[g];
 #pragma unroll
       for (int u = 0; u < U; ++u) mx = fmaxf(mx, s[u][g]);
-      if (mx == -INFINITY) continue;
+      if (mx == -INFINITY) {   // every score so far -inf (weight 0) or NaN, which fmaxf drops
+        bool nan = false;
+#pragma unroll
+        for (int u = 0; u < U; ++u) nan |= isnan(s[u][g]);
+        // NOTE: m = +inf poisons every later step and merge (e^(inf - inf) is NaN), so NaN reaches the output
+        if (nan) m[g] = INFINITY, l[g] = __int_as_float(0x7fc00000);
+        continue;
+      }
       const float alpha = exp2f(m[g] - mx);
       l[g] *= alpha;
 #pragma unroll
@@ -197,7 +216,7 @@ gqa_split_kernel(const GqaDecodeParams p, const int n_split, const int n_tiles, 
     if (hg >= G) continue;
     const int64_t bh = b * p.n_q_heads + kh * G + hg;
     if (n_split == 1) {
-      const float inv = l[g] > 0.0f ? 1.0f / l[g] : 0.0f;
+      const float inv = inverse_sum(l[g], len);
       float o[V];
 #pragma unroll
       for (int i = 0; i < V; ++i) o[i] = acc[g][i] * inv;
@@ -236,7 +255,7 @@ __global__ void __launch_bounds__(128) gqa_combine_kernel(const GqaDecodeParams 
       for (int i = 0; i < kPer; ++i) o[i] = fmaf(acc[s * HD + lane + 32 * i], f, o[i]);
     }
   }
-  const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+  const float inv = inverse_sum(L, sequence_length(p, bh / p.n_q_heads));
   typename S::T* out = static_cast<typename S::T*>(p.out) + bh * HD;
 #pragma unroll
   for (int i = 0; i < kPer; ++i) out[lane + 32 * i] = S::store(o[i] * inv);
