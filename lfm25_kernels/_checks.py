@@ -2,6 +2,7 @@
 was given. Type problems raise TypeError, shape/stride/device/value problems ValueError."""
 from __future__ import annotations
 
+import math
 from typing import Iterable, Sequence
 
 import torch
@@ -58,11 +59,13 @@ class Checker:
         if t.dtype not in (dtype, torch.float32):
             self.fail(name, f"of dtype {dtype} or torch.float32", t.dtype, TypeError)
 
-    def eps(self, eps) -> None:
-        """An RMSNorm epsilon: a real number >= 0 (a negative one can make mean(x^2) + eps negative)."""
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)):
-            self.fail("eps", "a float", type(eps).__name__, TypeError)
-        self.value("eps", eps >= 0, "a number >= 0", eps)
+    def number(self, name: str, v, low: float | None = None, *, strict: bool = False) -> None:
+        """A finite real number (not a bool), >= low (> low when strict) where low is given."""
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            self.fail(name, "a float", type(v).__name__, TypeError)
+        bound = "" if low is None else f" {'>' if strict else '>='} {low}"
+        in_range = low is None or (v > low if strict else v >= low)
+        self.value(name, math.isfinite(v) and in_range, "a finite number" + bound, v)
 
     def value(self, name: str, ok: bool, expected: str, got):
         if not ok:

@@ -87,8 +87,10 @@ const cpu::KernelTable& table(const std::string& isa) {
 // CPU launches recorded once and run back to back in one call (lfm25_kernels.CpuGraph): each entry holds a
 // copy of its params struct, the kernel table it was recorded with and its op's name. The graph also holds
 // every tensor a launch points into, and the storage under it: replay() first checks that each still has the
-// data pointer, storage address and storage size of the capture, since a launch writes through the pointers it
-// recorded (a tensor resized or re-pointed with set_, or a storage resized, would send it into freed memory).
+// data pointer and storage size of the capture, since a launch writes through the pointers it recorded (a
+// tensor resized or re-pointed with set_, or a storage resized, would send it into freed memory). A storage
+// reallocated moves the data pointer of every tensor on it; one freed and reallocated at the same address
+// has another size unless it is as large as before.
 class CpuGraph {
  public:
   template <class P>
@@ -123,12 +125,12 @@ class CpuGraph {
     std::function<cpu::Check()> run;
     const char* op;
   };
-  // A tensor a launch points into: its data_ptr method and those of its storage, and what they returned at
+  // A tensor a launch points into: its data_ptr method and its storage's nbytes, and what they returned at
   // capture.
   struct Watched {
     std::string what;   // "<op>'s <argument>"
-    py::object tensor, data_ptr, storage, storage_ptr, storage_bytes;
-    uintptr_t ptr, base;
+    py::object tensor, data_ptr, storage_bytes;
+    uintptr_t ptr;
     size_t bytes;
   };
 
@@ -143,16 +145,15 @@ class CpuGraph {
   void watch(const char* op, const std::string& name, py::object tensor) {
     for (const Watched& w : watched_)
       if (w.tensor.is(tensor)) return;
-    py::object storage = tensor.attr("untyped_storage")();
-    Watched w{std::string(op) + "'s " + name, tensor, tensor.attr("data_ptr"), storage, storage.attr("data_ptr"),
-              storage.attr("nbytes"), 0, 0, 0};
-    w.ptr = call(w.data_ptr), w.base = call(w.storage_ptr), w.bytes = call(w.storage_bytes);
+    Watched w{std::string(op) + "'s " + name, tensor, tensor.attr("data_ptr"),
+              tensor.attr("untyped_storage")().attr("nbytes"), 0, 0};
+    w.ptr = call(w.data_ptr), w.bytes = call(w.storage_bytes);
     watched_.push_back(std::move(w));
   }
 
   void check_unmoved() const {
     for (const Watched& w : watched_) {
-      if (call(w.data_ptr) == w.ptr && call(w.storage_ptr) == w.base && call(w.storage_bytes) == w.bytes) continue;
+      if (call(w.data_ptr) == w.ptr && call(w.storage_bytes) == w.bytes) continue;
       throw std::runtime_error("CpuGraph.replay: " + w.what +
                                " was resized, re-pointed (set_) or had its storage resized since the capture, and "
                                "the recorded launches would write through its old address; capture a new graph");

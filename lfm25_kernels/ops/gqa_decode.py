@@ -10,8 +10,10 @@ from .._checks import Checker, check_groups, check_query, check_v_cache
 from .._launch import DTYPE_CODE, launch, set_pointers
 
 
-def _check(q, k_cache, v_cache, seq_lens, block_table) -> None:
+def _check(q, k_cache, v_cache, seq_lens, block_table, scale) -> None:
     c = Checker("gqa_decode")
+    if scale is not None:
+        c.number("scale", scale)
     check_query(c, q)
     B, Hq, d = q.shape
     c.tensor("k_cache", k_cache, ndim=4, dtype=q.dtype, device=q.device)
@@ -29,7 +31,7 @@ def _check(q, k_cache, v_cache, seq_lens, block_table) -> None:
 
 def _run(q: Tensor, k_cache: Tensor, v_cache: Tensor, seq_lens: Tensor, block_table: Tensor | None,
          scale: float | None) -> Tensor:
-    _check(q, k_cache, v_cache, seq_lens, block_table)
+    _check(q, k_cache, v_cache, seq_lens, block_table, scale)
     B, Hq, d = q.shape
     out = torch.empty(B, Hq, d, dtype=q.dtype, device=q.device)
     if B == 0:
@@ -54,7 +56,7 @@ _op = torch.library.custom_op("lfm25::gqa_decode", _run, mutates_args=())
 
 @_op.register_fake
 def _(q, k_cache, v_cache, seq_lens, block_table, scale):
-    _check(q, k_cache, v_cache, seq_lens, block_table)
+    _check(q, k_cache, v_cache, seq_lens, block_table, scale)
     return torch.empty(q.shape, dtype=q.dtype, device=q.device)
 
 

@@ -2,8 +2,6 @@
 the tokens' positions, k and v appended to the caches (docs/DESIGN.md section 3)."""
 from __future__ import annotations
 
-import math
-
 import functools
 
 import torch
@@ -43,10 +41,8 @@ def _check(q, k, v, q_norm_weight, k_norm_weight, positions, k_cache, v_cache, s
     check_v_cache(c, v_cache, k_cache)
     c.written("k_cache", k_cache)
     c.written("v_cache", v_cache, ("k_cache", k_cache))
-    c.eps(eps)
-    if isinstance(rope_theta, bool) or not isinstance(rope_theta, (int, float)):
-        c.fail("rope_theta", "a float", type(rope_theta).__name__, TypeError)
-    c.value("rope_theta", rope_theta > 0 and math.isfinite(rope_theta), "a finite number > 0", rope_theta)
+    c.number("eps", eps, 0)
+    c.number("rope_theta", rope_theta, 0, strict=True)
 
 
 def _run(q: Tensor, k: Tensor, v: Tensor, q_norm_weight: Tensor, k_norm_weight: Tensor, positions: Tensor,

@@ -13,7 +13,7 @@ from .._launch import DTYPE_CODE, launch, set_pointers
 def _check(x, weight, residual, eps) -> None:
     c = Checker("rms_norm")
     c.tensor("x", x, ndim=tuple(range(1, 9)), dtype=FLOAT_DTYPES, lead=True)
-    c.eps(eps)
+    c.number("eps", eps, 0)
     c.tensor("weight", weight, ndim=1, device=x.device, shape=(x.shape[-1],))
     c.weight_dtype("weight", weight, x.dtype)
     if residual is not None:
