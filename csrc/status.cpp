@@ -1,5 +1,9 @@
-// Human-readable text for each Status; the binding puts it in the exception it raises.
+// Human-readable text for each Status, and the CPU checks' error message (kernels.h); the binding puts it in the
+// exception it raises.
+#include <string>
+
 #include "lfm25/ops.h"
+#include "kernels.h"
 
 namespace lfm25 {
 
@@ -9,6 +13,7 @@ const char* status_message(Status s) {
     case Status::kUnsupportedDType: return "unsupported dtype";
     case Status::kUnsupportedShape: return "unsupported size (conv width must be 2..4, head_dim 32, 64, 96 or 128)";
     case Status::kBadStateIndex: return "state_indices holds a value outside [-1, number of state slots)";
+    case Status::kDuplicateStateIndex: return "state_indices holds a slot twice (only -1, padding, may repeat)";
     case Status::kBadCuSeqlens: return "cu_seqlens must start at 0, never decrease and end at the number of tokens";
     case Status::kBadSlot: return "slot_mapping holds a value outside [-1, number of cache slots)";
     case Status::kBadPosition: return "positions holds a negative value";
@@ -19,6 +24,15 @@ const char* status_message(Status s) {
     case Status::kCudaError: return "CUDA error";
   }
   return "unknown status";
+}
+
+std::string cpu::error_message(const char* op, const cpu::Check& c) {
+  std::string msg = std::string(op) + ": " + status_message(c.status);
+  if (c.row >= 0) {
+    msg += ": " + std::to_string(c.value) + " at [" + std::to_string(c.row);
+    msg += (c.col >= 0 ? ", " + std::to_string(c.col) : std::string()) + "]";
+  }
+  return msg;
 }
 
 }  // namespace lfm25

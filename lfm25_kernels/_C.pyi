@@ -26,14 +26,16 @@ class ShortConvParams(_Params):
     # sizes, strides and scalars (enums as int)
     x_batch_stride: int; x_token_stride: int; y_batch_stride: int; y_token_stride: int; weight_stride: int
     state_slot_stride: int; state_row_stride: int; batch: int; seqlen: int; dim: int; width: int; n_slots: int
-    dtype: int; weight_dtype: int; num_threads: int
+    state_given: int; cu_seqlens_given: int; state_indices_given: int; has_initial_state_given: int; dtype: int
+    weight_dtype: int; num_threads: int
 
 class ShortConvUpdateParams(_Params):
     # pointers; written by the kernel: y, state
     x: int; y: int; weight: int; state: int; state_indices: int
     # sizes, strides and scalars (enums as int)
     x_batch_stride: int; y_batch_stride: int; weight_stride: int; state_slot_stride: int; state_row_stride: int
-    batch: int; dim: int; width: int; n_slots: int; dtype: int; weight_dtype: int; num_threads: int
+    batch: int; dim: int; width: int; n_slots: int; state_indices_given: int; dtype: int; weight_dtype: int
+    num_threads: int
 
 class QkNormRopeAppendParams(_Params):
     # pointers; written by the kernel: q_out, k_cache, v_cache
@@ -51,14 +53,15 @@ class GqaDecodeParams(_Params):
     # sizes, strides and scalars (enums as int)
     q_batch_stride: int; q_head_stride: int; cache_block_stride: int; cache_token_stride: int
     cache_head_stride: int; block_table_stride: int; batch: int; n_q_heads: int; n_kv_heads: int; head_dim: int
-    n_blocks: int; block_size: int; max_blocks: int; scale: float; dtype: int; num_threads: int
+    n_blocks: int; block_size: int; max_blocks: int; scale: float; block_table_given: int; dtype: int
+    num_threads: int
 
 class RmsNormParams(_Params):
     # pointers; written by the kernel: y, residual_out
     x: int; residual: int; y: int; residual_out: int; weight: int
     # sizes, strides and scalars (enums as int)
-    x_row_stride: int; residual_row_stride: int; rows: int; dim: int; eps: float; dtype: int; weight_dtype: int
-    num_threads: int
+    x_row_stride: int; residual_row_stride: int; rows: int; dim: int; eps: float; residual_given: int; dtype: int
+    weight_dtype: int; num_threads: int
 
 class LinearParams(_Params):
     # pointers; written by the kernel: y
@@ -92,7 +95,7 @@ def default_isa() -> str: ...
 
 class CpuGraph:
     def __init__(self) -> None: ...
-    def add(self, params: _Params, isa: str = '') -> None: ...
+    def add(self, params: _Params, isa: str, tensors: dict) -> None: ...
     def replay(self) -> None: ...
     def replay_timed(self) -> list[float]: ...
     def __len__(self) -> int: ...

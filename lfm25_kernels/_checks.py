@@ -2,6 +2,7 @@
 was given. Type problems raise TypeError, shape/stride/device/value problems ValueError."""
 from __future__ import annotations
 
+import math
 from typing import Iterable, Sequence
 
 import torch
@@ -22,7 +23,8 @@ class Checker:
     def tensor(self, name: str, t, *, ndim: int | Sequence[int] | None = None,
                dtype: torch.dtype | Iterable[torch.dtype] | None = None, device: torch.device | None = None,
                shape: Sequence[int | None] | None = None, last_contiguous: bool = True,
-               contiguous: bool = False) -> Tensor:
+               contiguous: bool = False, lead: bool = False) -> Tensor:
+        """lead: the op's first tensor, whose device the others must share; it must be one the kernels run on."""
         if not isinstance(t, Tensor):
             self.fail(name, "a torch.Tensor", type(t).__name__, TypeError)
         if ndim is not None:
@@ -35,6 +37,8 @@ class Checker:
                 self.fail(name, f"of dtype {' or '.join(str(d) for d in allowed)}", t.dtype, TypeError)
         if device is not None and t.device != device:
             self.fail(name, f"on device {device} (like the activations)", t.device)
+        if lead and t.device.type not in ("cpu", "cuda"):
+            self.fail(name, "on a cpu or cuda device", t.device)
         if shape is not None:
             if len(shape) != t.dim() or any(s is not None and s != g for s, g in zip(shape, t.shape)):
                 want = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
@@ -54,6 +58,14 @@ class Checker:
         """A weight in the activations' dtype or in fp32 (the kernels read both)."""
         if t.dtype not in (dtype, torch.float32):
             self.fail(name, f"of dtype {dtype} or torch.float32", t.dtype, TypeError)
+
+    def number(self, name: str, v, low: float | None = None, *, strict: bool = False) -> None:
+        """A finite real number (not a bool), >= low (> low when strict) where low is given."""
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            self.fail(name, "a float", type(v).__name__, TypeError)
+        bound = "" if low is None else f" {'>' if strict else '>='} {low}"
+        in_range = low is None or (v > low if strict else v >= low)
+        self.value(name, math.isfinite(v) and in_range, "a finite number" + bound, v)
 
     def value(self, name: str, ok: bool, expected: str, got):
         if not ok:
@@ -89,7 +101,7 @@ def _byte_span(t: Tensor) -> tuple[int, int] | None:
 
 def check_query(c: Checker, q) -> None:
     """q [N, Hq, d] with d a head size the attention kernels are compiled for."""
-    c.tensor("q", q, ndim=3, dtype=FLOAT_DTYPES)
+    c.tensor("q", q, ndim=3, dtype=FLOAT_DTYPES, lead=True)
     c.value("q", q.shape[2] in HEAD_DIMS, f"of head_dim in {HEAD_DIMS}", q.shape[2])
 
 

@@ -69,11 +69,14 @@ def computing_constant() -> bool:
 
 
 def set_pointers(params, tensors: dict[str, Tensor | None]) -> dict[str, Tensor]:
-    """Point each pointer field of params named in `tensors` at its tensor (0 for None); returns the tensors
-    that are set, which launch() hands to a launcher."""
+    """Point each pointer field of params named in `tensors` at its tensor (0 for None) and set the presence flag
+    <name>_given of an optional one (a passed tensor without elements has a null data pointer too); returns the
+    tensors that are set, which launch() hands to a launcher."""
     used = {}
     for name, t in tensors.items():
         setattr(params, name, 0 if t is None else t.data_ptr())
+        if hasattr(params, name + "_given"):
+            setattr(params, name + "_given", t is not None)
         if t is not None:
             used[name] = t
     return used

@@ -15,11 +15,15 @@ Inside capture() each op checks its arguments and allocates its output as usual,
 (its params struct, pointers included, and the kernel table and thread count in effect) instead of run. The
 graph keeps every tensor a recorded launch points into alive, so the outputs of the capture stay valid and
 are rewritten by each replay. Index values (state indices, positions, slots, sequence lengths, block tables)
-are checked again at every replay, as in an eager call.
+are checked again at every replay, as in an eager call. A replay refuses (RuntimeError) when a tensor it points
+into was resized, re-pointed (set_) or had its storage resized since the capture: the recorded pointers would
+reach freed memory.
 
 What is not replayed: anything but lfm25_kernels ops. A torch operation that computes inside the capture
-would run once, at capture time, so capture() raises CaptureError on one (allocations and views are fine).
-Only CPU tensors; on CUDA use torch.cuda.CUDAGraph.
+would run once, at capture time, so capture() raises CaptureError on one. Allocations and views are fine:
+torch.empty, and torch.zeros, ones and full (and their _like and new_ forms), whose values are filled once, at
+capture, and so must not be written by a recorded launch (CaptureError where a launch would: allocate such a
+state before the capture). Only CPU tensors; on CUDA use torch.cuda.CUDAGraph.
 """
 from __future__ import annotations
 
@@ -36,7 +40,11 @@ from ._launch import capture_context, computing_constant, launcher
 _aten = torch.ops.aten
 # What may happen to tensors inside a capture besides kernel launches: allocations and views (func.is_view).
 _ALLOCATIONS = {_aten.empty.memory_format, _aten.empty_like.default, _aten.empty_strided.default,
-                _aten._unsafe_view.default}
+                _aten.new_empty.default, _aten.new_empty_strided.default, _aten._unsafe_view.default}
+# Allocations filled with a constant: the value is written once, at capture.
+_FILLED = {_aten.zeros.default, _aten.ones.default, _aten.full.default, _aten.zeros_like.default,
+           _aten.ones_like.default, _aten.full_like.default, _aten.new_zeros.default, _aten.new_ones.default,
+           _aten.new_full.default}
 
 
 class CaptureError(RuntimeError):
@@ -44,19 +52,30 @@ class CaptureError(RuntimeError):
 
 
 class _OnlyKernels(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.filled: set[int] = set()   # the storages of the tensors _FILLED allocated (their data pointers)
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if not (func.is_view or func in _ALLOCATIONS or computing_constant()):
+        if not (func.is_view or func in _ALLOCATIONS or func in _FILLED or computing_constant()):
             raise CaptureError(f"CpuGraph.capture: torch op {func} inside a capture would run once now and not "
                                "at replay; compute it into a static tensor before replay(), outside the capture")
-        return func(*args, **(kwargs or {}))
+        out = func(*args, **(kwargs or {}))
+        if func in _FILLED:
+            self.filled.add(out.untyped_storage().data_ptr())
+        return out
+
+
+def _written(params) -> set[str]:
+    """The pointer fields of params that its kernel writes through."""
+    return {name for name, _, writes in type(params).fields if writes}
 
 
 class CpuGraph:
     """CPU kernel launches recorded by capture() and run by replay(); see the module docstring."""
 
     def __init__(self):
-        self._graph = _C.CpuGraph()
-        self._tensors: list[Tensor] = []   # every tensor a recorded launch points into, kept alive
+        self._graph = _C.CpuGraph()         # holds every tensor a recorded launch points into
         self._ops: list[str] = []          # the op of each recorded launch, in order
         self._state = "empty"              # "capturing", then "captured" or "failed"
 
@@ -72,19 +91,25 @@ class CpuGraph:
             raise RuntimeError("CpuGraph.capture: not inside another capture or lfm25_kernels.ops.launcher()")
         isa, threads = context
 
+        only_kernels = _OnlyKernels()
+
         def record(op: str, params, tensors: dict[str, Tensor]) -> None:
             for name, t in tensors.items():
                 if t.device.type != "cpu":
                     raise ValueError(f"CpuGraph.capture: {op}: {name} is on {t.device}; a CpuGraph records CPU "
                                      "launches only (use torch.cuda.CUDAGraph on CUDA)")
+                filled = only_kernels.filled and t.numel() and t.untyped_storage().data_ptr() in only_kernels.filled
+                if filled and name in _written(params):
+                    raise CaptureError(f"CpuGraph.capture: {op} writes {name}, which torch.zeros/ones/full filled "
+                                       "inside the capture: it would be filled once now and not at replay; "
+                                       "allocate it before the capture")
             params.num_threads = threads
-            self._graph.add(params, isa)
+            self._graph.add(params, isa, tensors)
             self._ops.append(op)
-            self._tensors.extend(tensors.values())
 
         self._state = "capturing"
         try:
-            with launcher(record), _OnlyKernels():
+            with launcher(record), only_kernels:
                 yield self
         except BaseException:
             # NOTE: what was recorded before the error is not a whole step: replaying it would run part of one

@@ -106,6 +106,11 @@ BAD = [
     ("rms_norm", "weight", lambda a: torch.ones(D + 1), ValueError, "weight must be of shape"),
     ("rms_norm", "residual", lambda a: torch.randn(4, D + 1), ValueError, "residual must be of shape"),
     ("rms_norm", "x", lambda a: a["x"].to(torch.int32), TypeError, "x must be of dtype"),
+    ("rms_norm", "eps", lambda a: -1e-6, ValueError, "rms_norm: eps must be a finite number >= 0, got -1e-06"),
+    ("rms_norm", "eps", lambda a: "1e-5", TypeError, "rms_norm: eps must be a float, got str"),
+    ("qk_norm_rope_append", "eps", lambda a: -1.0, ValueError, "qk_norm_rope_append: eps must be a finite number >= 0"),
+    ("qk_norm_rope_append", "rope_theta", lambda a: 0.0, ValueError,
+     "qk_norm_rope_append: rope_theta must be a finite number > 0, got 0.0"),
     ("linear", "x", lambda a: a["x"].to(torch.float64), TypeError, "x must be of dtype"),
     ("linear", "weight", lambda a: torch.randn(5, D + 1), ValueError, "weight must be of shape [*, 8]"),
     ("linear", "weight", lambda a: torch.randn(5, D).half(), TypeError, "weight must be of dtype torch.float32"),
@@ -203,3 +208,26 @@ def test_written_tensors_must_not_share_memory():
     kv = torch.zeros(2, 4, 2, 2, 32)                    # [blocks, block_size, k|v, Hkv, d]
     L.qk_norm_rope_append(q, k, v, w, w, pos, kv[:, :, 0], kv[:, :, 1], slots)
     assert torch.equal(kv[:, :, 1].reshape(-1, 2, 32)[:2], v)
+
+
+def test_tensors_on_a_device_the_kernels_do_not_run_on_are_blamed_on_the_first():
+    """The first tensor of an op sets the device the others must share: on the meta device the error names it,
+    not the next tensor that differs."""
+    args = conv_args()
+    with pytest.raises(ValueError, match="short_conv: bcx must be on a cpu or cuda device, got meta"):
+        L.short_conv(args["bcx"].to("meta"), args["weight"], args["conv_state"])
+    with pytest.raises(ValueError, match="rms_norm: x must be on a cpu or cuda device, got meta"):
+        L.rms_norm(torch.empty(2, D, device="meta"), torch.ones(D), 1e-5)
+
+
+def test_packed_weight_rows_takes_an_integer_index_tensor():
+    """PackedWeight.rows is weight[index]: a float index is refused rather than truncated, an int is not a
+    tensor, an empty index gives no rows."""
+    w = torch.randn(70, 40).to(torch.bfloat16)
+    packed = L.pack_weight(w)
+    with pytest.raises(TypeError, match="PackedWeight.rows: index must be of an integer dtype, got torch.float32"):
+        packed.rows(torch.tensor([1.5]))
+    with pytest.raises(TypeError, match="PackedWeight.rows: index must be a torch.Tensor, got int"):
+        packed.rows(3)
+    assert packed.rows(torch.zeros(0, dtype=torch.long)).shape == (0, 40)
+    assert torch.equal(packed.rows(torch.tensor([[69, 0]], dtype=torch.int32)), w[[69, 0]])

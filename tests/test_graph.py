@@ -225,3 +225,44 @@ def test_a_failed_capture_never_replays_and_a_graph_never_replays_inside_its_cap
         with pytest.raises(RuntimeError, match="not inside this graph's own capture"):
             inner.replay()
     inner.replay()
+
+
+MOVES = {
+    "resize": lambda state, y: state.resize_(64, 2, D),                  # a bigger storage: the old one is freed
+    "set_": lambda state, y: state.set_(torch.randn(4, 2, D)),           # re-pointed at another storage
+    "storage resize": lambda state, y: state.untyped_storage().resize_(0),
+    "output resize": lambda state, y: y.resize_(1000, D),                # an output of the capture
+}
+
+
+@pytest.mark.parametrize("move", MOVES)
+def test_replay_refuses_a_tensor_that_moved(move):
+    """A launch writes through the pointers it recorded: once a tensor it points into was resized, re-pointed or
+    had its storage resized, replay() refuses (the pointer may reach freed memory) and writes nothing."""
+    bcx, w, state = torch.randn(2, 3 * D), torch.randn(D, 3), torch.randn(4, 2, D)
+    graph = L.CpuGraph()
+    with graph.capture():
+        y = L.short_conv_update(bcx, w, state)
+    graph.replay()
+    MOVES[move](state, y)
+    snapshot = lambda: [t.untyped_storage().tolist() for t in (state, y)]   # the bytes, even where not a tensor
+    before = snapshot()
+    with pytest.raises(RuntimeError, match="short_conv_update's (state|y) was resized, re-pointed"):
+        graph.replay()
+    assert snapshot() == before
+
+
+def test_filled_allocations_inside_a_capture():
+    """torch.zeros, ones and full are allocations: allowed inside a capture, their value filled once. A launch
+    that would write one in place (so that a replay starts from what the last one left) is refused."""
+    w, state = torch.randn(D, 3), torch.randn(4, 2, D)
+    graph = L.CpuGraph()
+    with graph.capture():
+        bcx = torch.ones(2, 3 * D)
+        y = L.short_conv_update(bcx, w, state, state_indices=torch.full((2,), -1, dtype=torch.int32))
+    graph.replay()
+    assert torch.equal(y, torch.zeros(2, D))
+    bcx = torch.randn(2, 3 * D)
+    with pytest.raises(L.CaptureError, match="short_conv_update writes state, which torch.zeros/ones/full"):
+        with L.CpuGraph().capture():
+            L.short_conv_update(bcx, w, torch.zeros(4, 2, D))

@@ -2,6 +2,8 @@
 // `Status <op>(const <Op>Params&)` per op, the KernelTable type, the index checks and the generic run().
 // A kernel assumes its index arguments were validated; dispatch.cpp picks the table.
 #pragma once
+#include <string>
+
 #include "lfm25/ops.h"
 
 namespace lfm25::cpu {
@@ -55,10 +57,24 @@ const KernelTable* kernel_table(const char* isa);
 // Names of the tables this CPU can run, best first.
 const char* const* available_isas(int* count);
 
+// The outcome of a check or a launch: a Status and, where it names a bad index value, the entry (row, and
+// column for block_table) and its value, for the error message.
+struct Check {
+  Status status = Status::kOk;
+  int64_t row = -1, col = -1, value = 0;
+  Check(Status s = Status::kOk) : status(s) {}
+  Check(Status s, int64_t r, int64_t v) : status(s), row(r), value(v) {}
+  Check(Status s, int64_t r, int64_t c, int64_t v) : status(s), row(r), col(c), value(v) {}
+  bool ok() const { return status == Status::kOk; }
+};
+
+// "<op>: <status_message>", then the value and where it is when the check names an entry.
+std::string error_message(const char* op, const Check& c);
+
 // The index-value checks of each op, shared by every ISA (csrc/cpu/<op>/validate.cpp): kOk, or the Status
 // naming the bad index, before any byte is read or written out of bounds. The table is given for the rules
 // that depend on it (packed weights run only on the amx table).
-#define LFM25_DECLARE_VALIDATE(OP, PARAMS, BACKENDS) Status validate(const KernelTable& table, const PARAMS& p);
+#define LFM25_DECLARE_VALIDATE(OP, PARAMS, BACKENDS) Check validate(const KernelTable& table, const PARAMS& p);
 LFM25_OPS(LFM25_DECLARE_VALIDATE)
 #undef LFM25_DECLARE_VALIDATE
 
@@ -76,9 +92,9 @@ LFM25_OPS(LFM25_OP_TRAIT)
 
 // Validate the index arguments, then run the kernel of `table`.
 template <class P>
-Status run(const KernelTable& table, const P& p) {
-  const Status s = validate(table, p);
-  return s == Status::kOk ? (table.*Op<P>::kernel)(p) : s;
+Check run(const KernelTable& table, const P& p) {
+  const Check c = validate(table, p);
+  return c.ok() ? Check((table.*Op<P>::kernel)(p)) : c;
 }
 
 }  // namespace lfm25::cpu

@@ -11,7 +11,8 @@
 //   2. combine kernel (only when split): one warp per (sequence, query head), the log-sum-exp merge.
 // Split boundaries come from each sequence's own length on the device; the split count only from sizes known
 // on the host, so the launch is CUDA-graph capturable for any lengths. seq_lens are clamped to [0, capacity];
-// a token whose block_table entry is outside [0, n_blocks) is skipped; seq_len 0 gives zeros, never NaN.
+// a token whose block_table entry is outside [0, n_blocks) is skipped; seq_len 0 gives zeros. NaN in q, K or V,
+// or a score that overflows to +inf, gives NaN as softmax does.
 #include <algorithm>
 
 #include "common.cuh"
@@ -34,6 +35,19 @@ __device__ __forceinline__ void merge(float& m, float& l, float (&acc)[V], float
 #pragma unroll
   for (int i = 0; i < V; ++i) acc[i] = acc[i] * a + acc2[i] * b;
   m = M;
+}
+
+// Tokens of sequence b attended over: seq_lens[b] clamped to [0, capacity], 0 for a contiguous cache's missing row.
+__device__ __forceinline__ int64_t sequence_length(const GqaDecodeParams& p, int64_t b) {
+  const int64_t capacity = p.block_table_given ? p.max_blocks * p.block_size : p.block_size;
+  if (!p.block_table_given && b >= p.n_blocks) return 0;
+  return min(max(int64_t(__ldg(p.seq_lens + b)), int64_t(0)), capacity);
+}
+
+// 1 / l for the output; l = 0 only without tokens (zeros) or when every score is -inf (NaN, as softmax gives),
+// and a NaN l stays NaN.
+__device__ __forceinline__ float inverse_sum(float l, int64_t len) {
+  return l != 0.0f ? 1.0f / l : len > 0 ? __int_as_float(0x7fc00000) : 0.0f;
 }
 
 template <DType DT, int HD, int GT>
@@ -72,9 +86,7 @@ gqa_split_kernel(const GqaDecodeParams p, const int n_split, const int n_tiles, 
   const int64_t kh = bid % unsigned(p.n_kv_heads), b = bid / unsigned(p.n_kv_heads);
   const int64_t G = p.n_q_heads / p.n_kv_heads;
 
-  const int64_t capacity = p.block_table ? p.max_blocks * p.block_size : p.block_size;
-  int64_t len = min(max(int64_t(__ldg(p.seq_lens + b)), int64_t(0)), capacity);
-  if (!p.block_table && b >= p.n_blocks) len = 0;
+  const int64_t len = sequence_length(p, b);
   const int64_t per_split = ceil_div(ceil_div(len, n_split), Sh::kStep) * Sh::kStep;
   const int64_t t0 = split * per_split, t1 = min(len, t0 + per_split);
 
@@ -99,7 +111,8 @@ gqa_split_kernel(const GqaDecodeParams p, const int n_split, const int n_tiles, 
 
   const T* kc = static_cast<const T*>(p.k_cache) + kh * p.cache_head_stride + sub * V;
   const T* vc = static_cast<const T*>(p.v_cache) + kh * p.cache_head_stride + sub * V;
-  const int32_t* table = p.block_table ? p.block_table + b * p.block_table_stride : nullptr;
+  const bool paged = p.block_table_given != 0;
+  const int32_t* table = p.block_table + b * p.block_table_stride;
   // the same trip count for every thread of the block (the shuffles need whole warps)
   // token positions fit 32 bits (seq_lens are int32): the paged walk divides once per step, in 32 bits
   const unsigned bs = unsigned(min(p.block_size, int64_t(0x7fffffff)));
@@ -113,10 +126,10 @@ gqa_split_kernel(const GqaDecodeParams p, const int n_split, const int n_tiles, 
       const int64_t t = int64_t(first) + u;
       if (u > 0 && ++off == bs) off = 0, ++page;
       int64_t blk = b;
-      if (table) blk = t < t1 ? __ldg(table + page) : -1;
+      if (paged) blk = t < t1 ? __ldg(table + page) : -1;
       ok[u] = t < t1 && blk >= 0 && blk < p.n_blocks;
       if (ok[u] && lane_on) {
-        const int64_t row = blk * p.cache_block_stride + int64_t(table ? off : first + u) * p.cache_token_stride;
+        const int64_t row = blk * p.cache_block_stride + int64_t(paged ? off : first + u) * p.cache_token_stride;
         load_raw<T, V, kVec>(kc + row, kr[u]);
         load_raw<T, V, kVec>(vc + row, vr[u]);
       } else {
@@ -144,7 +157,14 @@ gqa_split_kernel(const GqaDecodeParams p, const int n_split, const int n_tiles, 
       float mx = m[g];
 #pragma unroll
       for (int u = 0; u < U; ++u) mx = fmaxf(mx, s[u][g]);
-      if (mx == -INFINITY) continue;
+      if (mx == -INFINITY) {   // every score so far -inf (weight 0) or NaN, which fmaxf drops
+        bool nan = false;
+#pragma unroll
+        for (int u = 0; u < U; ++u) nan |= isnan(s[u][g]);
+        // NOTE: m = +inf poisons every later step and merge (e^(inf - inf) is NaN), so NaN reaches the output
+        if (nan) m[g] = INFINITY, l[g] = __int_as_float(0x7fc00000);
+        continue;
+      }
       const float alpha = exp2f(m[g] - mx);
       l[g] *= alpha;
 #pragma unroll
@@ -196,7 +216,7 @@ gqa_split_kernel(const GqaDecodeParams p, const int n_split, const int n_tiles, 
     if (hg >= G) continue;
     const int64_t bh = b * p.n_q_heads + kh * G + hg;
     if (n_split == 1) {
-      const float inv = l[g] > 0.0f ? 1.0f / l[g] : 0.0f;
+      const float inv = inverse_sum(l[g], len);
       float o[V];
 #pragma unroll
       for (int i = 0; i < V; ++i) o[i] = acc[g][i] * inv;
@@ -235,7 +255,7 @@ __global__ void __launch_bounds__(128) gqa_combine_kernel(const GqaDecodeParams 
       for (int i = 0; i < kPer; ++i) o[i] = fmaf(acc[s * HD + lane + 32 * i], f, o[i]);
     }
   }
-  const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+  const float inv = inverse_sum(L, sequence_length(p, bh / p.n_q_heads));
   typename S::T* out = static_cast<typename S::T*>(p.out) + bh * HD;
 #pragma unroll
   for (int i = 0; i < kPer; ++i) out[lane + 32 * i] = S::store(o[i] * inv);
@@ -246,7 +266,7 @@ Status launch(const GqaDecodeParams& p, cudaStream_t stream) {
   const int64_t G = p.n_q_heads / p.n_kv_heads;
   const int n_tiles = int(ceil_div(G, GT));
   const int64_t units = p.batch * p.n_kv_heads * n_tiles;
-  const int64_t capacity = p.block_table ? p.max_blocks * p.block_size : p.block_size;
+  const int64_t capacity = p.block_table_given ? p.max_blocks * p.block_size : p.block_size;
   int n_split = gqa_split_count(device(), units, capacity);
   float* ws = nullptr;
   if (n_split > 1) {

@@ -98,7 +98,7 @@ Status launch(const RmsNormParams& p, cudaStream_t stream) {
   constexpr int V = kVec ? kVecOf<DT> : 1;
   const RmsNormConfig c = rms_norm_config(p.rows, p.dim / V);
   const bool w_vec = kVec && aligned16(p.weight);
-  return LFM25_BOOL_SWITCH(p.residual != nullptr, kResidual, [&] {
+  return LFM25_BOOL_SWITCH(p.residual_given != 0, kResidual, [&] {
     return LFM25_CUDA_LAUNCH((rms_norm_kernel<DT, kVec, kResidual>), c.grid, c.block, 0, stream, p, w_vec);
   });
 }
@@ -111,7 +111,7 @@ Status rms_norm(const RmsNormParams& p, void* stream) {
     constexpr int V = kVecOf<DT>;
     // 16-byte accesses when every row start is a 16-byte multiple (y and residual_out are contiguous)
     const bool vec = p.dim % V == 0 && aligned16(p.x) && aligned16(p.y) && p.x_row_stride % V == 0 &&
-                     (!p.residual || (aligned16(p.residual) && aligned16(p.residual_out) &&
+                     (!p.residual_given || (aligned16(p.residual) && aligned16(p.residual_out) &&
                                       p.residual_row_stride % V == 0));
     auto s = static_cast<cudaStream_t>(stream);
     return LFM25_BOOL_SWITCH(vec, kVec, [&] { return launch<DT, kVec>(p, s); });

@@ -38,7 +38,7 @@ short_conv_kernel(const ShortConvParams p, const int chunk_shift, const int64_t 
 
   // 1. the sequence and chunk of this thread
   int64_t s, j, start = 0, len;
-  if (p.cu_seqlens) {
+  if (p.cu_seqlens_given) {
     const int64_t N = p.seqlen;
     const auto start_of = [&](int64_t i) { return min(max(int64_t(__ldg(p.cu_seqlens + i)), int64_t(0)), N); };
     int64_t lo = 0, hi = p.batch;  // the largest s with s + start_s / chunk <= id (see launch.cuh)
@@ -60,21 +60,21 @@ short_conv_kernel(const ShortConvParams p, const int chunk_shift, const int64_t 
   if (j >= max(ceil_div(len, chunk), int64_t(1))) return;
   const int64_t t_begin = j * chunk, t_end = min(len, t_begin + chunk);
 
-  const T* x = static_cast<const T*>(p.x) + (p.cu_seqlens ? start * p.x_token_stride : s * p.x_batch_stride) + c0;
-  T* y = static_cast<T*>(p.y) + (p.cu_seqlens ? start * p.y_token_stride : s * p.y_batch_stride) + c0;
+  const T* x = static_cast<const T*>(p.x) + (p.cu_seqlens_given ? start * p.x_token_stride : s * p.x_batch_stride) + c0;
+  T* y = static_cast<T*>(p.y) + (p.cu_seqlens_given ? start * p.y_token_stride : s * p.y_batch_stride) + c0;
   const int64_t D = p.dim, xs = p.x_token_stride, ys = p.y_token_stride;
 
   // 2. the state slot: none, padding (-1 or out of range), or a valid slot
   int64_t slot = -2;
-  if (p.state) {
-    slot = p.state_indices ? int64_t(__ldg(p.state_indices + s)) : s;
+  if (p.state_given) {
+    slot = p.state_indices_given ? int64_t(__ldg(p.state_indices + s)) : s;
     if (slot < 0 || slot >= p.n_slots) {
       float zero[V] = {};
       for (int64_t t = t_begin; t < t_end; ++t) store_f32<DT, V, kVec>(y + t * ys, zero);
       return;
     }
   }
-  const bool reads_init = slot >= 0 && (!p.has_initial_state || __ldg(p.has_initial_state + s));
+  const bool reads_init = slot >= 0 && (!p.has_initial_state_given || __ldg(p.has_initial_state + s));
   T* st = slot >= 0 ? static_cast<T*>(p.state) + slot * p.state_slot_stride + c0 : nullptr;
 
   float w[K][V];
@@ -154,7 +154,7 @@ short_conv_kernel(const ShortConvParams p, const int chunk_shift, const int64_t 
 template <DType DT, int K, bool kVec>
 Status launch(const ShortConvParams& p, cudaStream_t stream, bool w_vec) {
   constexpr int V = kVec ? kVecOf<DT> : 1;
-  const bool packed = p.cu_seqlens != nullptr;
+  const bool packed = p.cu_seqlens_given != 0;
   const int64_t tokens = packed ? p.seqlen : p.batch * p.seqlen;
   const ShortConvConfig c = short_conv_config(device(), ceil_div(p.dim, V), tokens, p.batch, packed, p.seqlen);
   return LFM25_CUDA_LAUNCH((short_conv_kernel<DT, K, kVec>), c.grid, c.block, 0, stream, p, c.chunk_shift,
@@ -170,7 +170,7 @@ Status short_conv(const ShortConvParams& p, void* stream) {
     // 16-byte accesses when every row start of bcx, y and the state is a 16-byte multiple
     const bool vec = p.dim % V == 0 && aligned16(p.x) && aligned16(p.y) && p.x_token_stride % V == 0 &&
                      p.x_batch_stride % V == 0 && p.y_token_stride % V == 0 && p.y_batch_stride % V == 0 &&
-                     (!p.state || (aligned16(p.state) && p.state_slot_stride % V == 0 && p.state_row_stride % V == 0));
+                     (!p.state_given || (aligned16(p.state) && p.state_slot_stride % V == 0 && p.state_row_stride % V == 0));
     const bool w_vec = vec && conv_weights_vectorizable(p.weight, p.weight_stride, p.width);
     auto s = static_cast<cudaStream_t>(stream);
     return LFM25_BOOL_SWITCH(vec, kVec, [&] {

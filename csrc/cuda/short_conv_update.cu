@@ -25,7 +25,7 @@ short_conv_update_kernel(const ShortConvUpdateParams p, const int64_t n_cvec, co
   if (b >= p.batch) return;
   const T* x = static_cast<const T*>(p.x) + b * p.x_batch_stride + c0;
   T* y = static_cast<T*>(p.y) + b * p.y_batch_stride + c0;
-  const int64_t slot = p.state_indices ? int64_t(__ldg(p.state_indices + b)) : b;
+  const int64_t slot = p.state_indices_given ? int64_t(__ldg(p.state_indices + b)) : b;
   if (slot < 0 || slot >= p.n_slots) {
     float zero[V] = {};
     store_f32<DT, V, kVec>(y, zero);

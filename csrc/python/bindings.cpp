@@ -1,8 +1,9 @@
 // lfm25_kernels._C: the only C++ that knows Python. Generated from the op list (LFM25_OPS, lfm25/ops.h) and
 // each params struct's field list: per op, the params class with its fields by name (pointers as integers),
-// `<op>_cpu(params, isa)`, `CpuGraph.add(params, isa)` and, in a CUDA build, `<op>_cuda(params, stream)`.
-// A kernel runs with the GIL released and a Status becomes a ValueError. Shape, dtype and device checks live in
-// lfm25_kernels; index values are checked by the CPU kernels. The stub lfm25_kernels/_C.pyi is generated from
+// `<op>_cpu(params, isa)`, `CpuGraph.add(params, isa, tensors)` and, in a CUDA build, `<op>_cuda(params,
+// stream)`. A kernel runs with the GIL released and a failed check becomes a ValueError naming the op (and the
+// bad index value). Shape, dtype and device checks live in lfm25_kernels; index values are checked by the CPU
+// kernels. The stub lfm25_kernels/_C.pyi is generated from
 // this module by tools/gen_stub.py.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -67,6 +68,10 @@ void check(Status s) {
   if (s != Status::kOk) throw py::value_error(status_message(s));
 }
 
+void check(const cpu::Check& c, const char* op) {
+  if (!c.ok()) throw py::value_error(cpu::error_message(op, c));
+}
+
 const cpu::KernelTable& table(const std::string& isa) {
   const cpu::KernelTable* t = cpu::kernel_table(isa.c_str());
   if (!t) {
@@ -80,57 +85,104 @@ const cpu::KernelTable& table(const std::string& isa) {
 }
 
 // CPU launches recorded once and run back to back in one call (lfm25_kernels.CpuGraph): each entry holds a
-// copy of its params struct and the kernel table it was recorded with.
+// copy of its params struct, the kernel table it was recorded with and its op's name. The graph also holds
+// every tensor a launch points into, and the storage under it: replay() first checks that each still has the
+// data pointer and storage size of the capture, since a launch writes through the pointers it recorded (a
+// tensor resized or re-pointed with set_, or a storage resized, would send it into freed memory). A storage
+// reallocated moves the data pointer of every tensor on it; one freed and reallocated at the same address
+// has another size unless it is as large as before.
 class CpuGraph {
  public:
   template <class P>
-  void add(const P& p, const std::string& isa) {
+  void add(const P& p, const std::string& isa, const py::dict& tensors) {
     const cpu::KernelTable* t = &table(isa);
-    launches_.push_back([p, t] { return cpu::run(*t, p); });
+    for (auto [name, tensor] : tensors) watch(cpu::Op<P>::name, py::str(name), py::reinterpret_borrow<py::object>(tensor));
+    launches_.push_back({[p, t] { return cpu::run(*t, p); }, cpu::Op<P>::name});
   }
 
   // Every launch in order, stopping at the first error; with `seconds`, each launch's time (steady clock).
   void replay(std::vector<double>* seconds = nullptr) const {
-    Status s = Status::kOk;
+    check_unmoved();
+    cpu::Check c;
+    size_t i = 0;
     {
       py::gil_scoped_release nogil;
-      for (size_t i = 0; i < launches_.size() && s == Status::kOk; ++i) {
-        if (!seconds) {
-          s = launches_[i]();
-          continue;
-        }
-        const auto t0 = std::chrono::steady_clock::now();
-        s = launches_[i]();
-        seconds->push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      for (; i < launches_.size(); ++i) {
+        const auto t0 = seconds ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+        c = launches_[i].run();
+        if (!c.ok()) break;
+        if (seconds)
+          seconds->push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       }
     }
-    check(s);
+    if (!c.ok()) check(c, launches_[i].op);
   }
 
   size_t size() const { return launches_.size(); }
 
  private:
-  std::vector<std::function<Status()>> launches_;
+  struct Launch {
+    std::function<cpu::Check()> run;
+    const char* op;
+  };
+  // A tensor a launch points into: its data_ptr method and its storage's nbytes, and what they returned at
+  // capture.
+  struct Watched {
+    std::string what;   // "<op>'s <argument>"
+    py::object tensor, data_ptr, storage_bytes;
+    uintptr_t ptr;
+    size_t bytes;
+  };
+
+  static uintptr_t call(const py::object& method) {
+    PyObject* r = PyObject_CallNoArgs(method.ptr());
+    if (!r) throw py::error_already_set();
+    const uintptr_t v = PyLong_AsSize_t(r);
+    Py_DECREF(r);
+    return v;
+  }
+
+  void watch(const char* op, const std::string& name, py::object tensor) {
+    for (const Watched& w : watched_)
+      if (w.tensor.is(tensor)) return;
+    Watched w{std::string(op) + "'s " + name, tensor, tensor.attr("data_ptr"),
+              tensor.attr("untyped_storage")().attr("nbytes"), 0, 0};
+    w.ptr = call(w.data_ptr), w.bytes = call(w.storage_bytes);
+    watched_.push_back(std::move(w));
+  }
+
+  void check_unmoved() const {
+    for (const Watched& w : watched_) {
+      if (call(w.data_ptr) == w.ptr && call(w.storage_bytes) == w.bytes) continue;
+      throw std::runtime_error("CpuGraph.replay: " + w.what +
+                               " was resized, re-pointed (set_) or had its storage resized since the capture, and "
+                               "the recorded launches would write through its old address; capture a new graph");
+    }
+  }
+
+  std::vector<Launch> launches_;
+  std::vector<Watched> watched_;
 };
 
-// <op>_cpu(params, isa) runs the kernel now; CpuGraph.add(params, isa) records it for replay().
+// <op>_cpu(params, isa) runs the kernel now; CpuGraph.add(params, isa, tensors) records it for replay().
 template <class P>
 void def_cpu(py::module_& m, py::class_<CpuGraph>& graph, const char* name) {
   m.def(
       name,
       [](const P& p, const std::string& isa) {
         const cpu::KernelTable& t = table(isa);
-        Status s;
+        cpu::Check c;
         {
           py::gil_scoped_release nogil;
-          s = cpu::run(t, p);
+          c = cpu::run(t, p);
         }
-        check(s);
+        check(c, cpu::Op<P>::name);
       },
       py::arg("params"), py::arg("isa") = "");
   graph.def(
-      "add", [](CpuGraph& g, const P& p, const std::string& isa) { g.add(p, isa); }, py::arg("params"),
-      py::arg("isa") = "");
+      "add", [](CpuGraph& g, const P& p, const std::string& isa, const py::dict& tensors) { g.add(p, isa, tensors); },
+      py::arg("params"), py::arg("isa"), py::arg("tensors"),
+      "Record a launch; tensors maps each pointer field set to the tensor it points into (held and checked).");
 }
 
 #ifdef LFM25_WITH_CUDA

@@ -10,8 +10,10 @@ from .._checks import Checker, check_groups, check_query, check_v_cache
 from .._launch import DTYPE_CODE, launch, set_pointers
 
 
-def _check(q, k_cache, v_cache, seq_lens, block_table) -> None:
+def _check(q, k_cache, v_cache, seq_lens, block_table, scale) -> None:
     c = Checker("gqa_decode")
+    if scale is not None:
+        c.number("scale", scale)
     check_query(c, q)
     B, Hq, d = q.shape
     c.tensor("k_cache", k_cache, ndim=4, dtype=q.dtype, device=q.device)
@@ -29,7 +31,7 @@ def _check(q, k_cache, v_cache, seq_lens, block_table) -> None:
 
 def _run(q: Tensor, k_cache: Tensor, v_cache: Tensor, seq_lens: Tensor, block_table: Tensor | None,
          scale: float | None) -> Tensor:
-    _check(q, k_cache, v_cache, seq_lens, block_table)
+    _check(q, k_cache, v_cache, seq_lens, block_table, scale)
     B, Hq, d = q.shape
     out = torch.empty(B, Hq, d, dtype=q.dtype, device=q.device)
     if B == 0:
@@ -54,7 +56,7 @@ _op = torch.library.custom_op("lfm25::gqa_decode", _run, mutates_args=())
 
 @_op.register_fake
 def _(q, k_cache, v_cache, seq_lens, block_table, scale):
-    _check(q, k_cache, v_cache, seq_lens, block_table)
+    _check(q, k_cache, v_cache, seq_lens, block_table, scale)
     return torch.empty(q.shape, dtype=q.dtype, device=q.device)
 
 
@@ -65,7 +67,9 @@ def gqa_decode(q: Tensor, k_cache: Tensor, v_cache: Tensor, seq_lens: Tensor, *,
     q: [B, Hq, d]; k_cache, v_cache: [B, L_max, Hkv, d] (contiguous: sequence b owns row b) or
     [n_blocks, block_size, Hkv, d] with block_table int32 [B, max_blocks] (paged); seq_lens: int32 [B], the
     number of valid cached tokens (0 gives zeros). Query head h reads KV head h // (Hq/Hkv).
-    scale defaults to d**-0.5. d in {32, 64, 96, 128}. Returns out: [B, Hq, d].
+    scale defaults to d**-0.5. d in {32, 64, 96, 128}. Returns out: [B, Hq, d]. NaN in q, K or V and scores
+    that overflow fp32 give NaN where the reference softmax does. On the CPU the output does not depend on the
+    thread count (fixed 256-token splits).
     """
     if torch.compiler.is_compiling():
         return torch.ops.lfm25.gqa_decode(q, k_cache, v_cache, seq_lens, block_table, scale)

@@ -77,13 +77,17 @@ class PackedWeight:
         """weight[index] (the weight's rows, not the gate's): [len(index), K], e.g. the embedding lookup of a
         tied lm_head."""
         per_block = 2 * _TILE_ROWS if self.gated else 4 * _TILE_ROWS
+        c = Checker("PackedWeight.rows")
+        c.tensor("index", index, last_contiguous=False)
+        if index.dtype.is_floating_point or index.dtype.is_complex or index.dtype == torch.bool:
+            c.fail("index", "of an integer dtype", index.dtype, TypeError)
         index = index.reshape(-1).long()
         if index.numel() and not (0 <= int(index.min()) and int(index.max()) < self.out_features):
             raise IndexError(f"PackedWeight.rows: index must be in [0, {self.out_features}), got values from "
                              f"{int(index.min())} to {int(index.max())}")
         t = self._tiles()
         out = t[index // per_block, (index % per_block) // _TILE_ROWS, index % _TILE_ROWS]   # [n, chunks, 32]
-        return out.reshape(index.numel(), -1)[:, :self.in_features]
+        return out.flatten(1)[:, :self.in_features]
 
     def __repr__(self) -> str:
         gate = ", gated" if self.gated else ""
@@ -122,7 +126,7 @@ def pack_weight(weight: Tensor, gate_weight: Tensor | None = None) -> PackedWeig
 
 def _check(x, weight, gate_weight) -> None:
     c = Checker("linear")
-    c.tensor("x", x, ndim=tuple(range(1, 9)), dtype=FLOAT_DTYPES)
+    c.tensor("x", x, ndim=tuple(range(1, 9)), dtype=FLOAT_DTYPES, lead=True)
     K = x.shape[-1]
     c.tensor("weight", weight, ndim=2, dtype=x.dtype, device=x.device, shape=(None, K))
     if gate_weight is not None:

@@ -301,8 +301,6 @@ def _run(x: Tensor, data: Tensor, scales: Tensor, format: str, out_features: int
     if y.numel() == 0:
         return y
     x2 = x.reshape(-1, in_features)
-    if x2.stride(-1) != 1:
-        x2 = x2.contiguous()
     p = _C.LinearQParams()
     tensors = set_pointers(p, dict(x=x2, weight=data, scales=scales, y=y))
     p.x_row_stride, p.y_row_stride = x2.stride(0), out_features

@@ -20,7 +20,7 @@ def _inv_freq(head_dim: int, rope_theta: float, device: torch.device) -> Tensor:
         return rope_inv_freq(head_dim, rope_theta, device).contiguous()
 
 
-def _check(q, k, v, q_norm_weight, k_norm_weight, positions, k_cache, v_cache, slot_mapping) -> None:
+def _check(q, k, v, q_norm_weight, k_norm_weight, positions, k_cache, v_cache, slot_mapping, eps, rope_theta) -> None:
     c = Checker("qk_norm_rope_append")
     check_query(c, q)
     N, Hq, d = q.shape
@@ -41,11 +41,13 @@ def _check(q, k, v, q_norm_weight, k_norm_weight, positions, k_cache, v_cache, s
     check_v_cache(c, v_cache, k_cache)
     c.written("k_cache", k_cache)
     c.written("v_cache", v_cache, ("k_cache", k_cache))
+    c.number("eps", eps, 0)
+    c.number("rope_theta", rope_theta, 0, strict=True)
 
 
 def _run(q: Tensor, k: Tensor, v: Tensor, q_norm_weight: Tensor, k_norm_weight: Tensor, positions: Tensor,
          k_cache: Tensor, v_cache: Tensor, slot_mapping: Tensor, eps: float, rope_theta: float) -> Tensor:
-    _check(q, k, v, q_norm_weight, k_norm_weight, positions, k_cache, v_cache, slot_mapping)
+    _check(q, k, v, q_norm_weight, k_norm_weight, positions, k_cache, v_cache, slot_mapping, eps, rope_theta)
     N, Hq, d = q.shape
     q_out = torch.empty(N, Hq, d, dtype=q.dtype, device=q.device)
     if N == 0:
@@ -72,7 +74,7 @@ _op = torch.library.custom_op("lfm25::qk_norm_rope_append", _run, mutates_args=(
 
 @_op.register_fake
 def _(q, k, v, q_norm_weight, k_norm_weight, positions, k_cache, v_cache, slot_mapping, eps, rope_theta):
-    _check(q, k, v, q_norm_weight, k_norm_weight, positions, k_cache, v_cache, slot_mapping)
+    _check(q, k, v, q_norm_weight, k_norm_weight, positions, k_cache, v_cache, slot_mapping, eps, rope_theta)
     return torch.empty(q.shape, dtype=q.dtype, device=q.device)
 
 

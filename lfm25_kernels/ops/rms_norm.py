@@ -10,9 +10,10 @@ from .._checks import FLOAT_DTYPES, Checker
 from .._launch import DTYPE_CODE, launch, set_pointers
 
 
-def _check(x, weight, residual) -> None:
+def _check(x, weight, residual, eps) -> None:
     c = Checker("rms_norm")
-    c.tensor("x", x, ndim=tuple(range(1, 9)), dtype=FLOAT_DTYPES)
+    c.tensor("x", x, ndim=tuple(range(1, 9)), dtype=FLOAT_DTYPES, lead=True)
+    c.number("eps", eps, 0)
     c.tensor("weight", weight, ndim=1, device=x.device, shape=(x.shape[-1],))
     c.weight_dtype("weight", weight, x.dtype)
     if residual is not None:
@@ -20,7 +21,7 @@ def _check(x, weight, residual) -> None:
 
 
 def _run(x: Tensor, weight: Tensor, eps: float, residual: Tensor | None = None):
-    _check(x, weight, residual)
+    _check(x, weight, residual, eps)
     y = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     h = torch.empty_like(y) if residual is not None else None
     if x.numel() == 0:
@@ -50,13 +51,13 @@ def _add_rms_norm(x: Tensor, weight: Tensor, eps: float, residual: Tensor) -> tu
 
 @_rms_norm.register_fake
 def _(x, weight, eps):
-    _check(x, weight, None)
+    _check(x, weight, None, eps)
     return torch.empty(x.shape, dtype=x.dtype, device=x.device)
 
 
 @_add_rms_norm.register_fake
 def _(x, weight, eps, residual):
-    _check(x, weight, residual)
+    _check(x, weight, residual, eps)
     return torch.empty(x.shape, dtype=x.dtype, device=x.device), torch.empty(x.shape, dtype=x.dtype, device=x.device)
 
 

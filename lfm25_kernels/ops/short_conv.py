@@ -30,7 +30,7 @@ def check_conv_state(c: Checker, state, K: int, D: int, bcx: Tensor) -> Tensor:
 def _check(bcx, weight, state, cu_seqlens, state_indices, has_initial_state) -> tuple[Tensor, int]:
     """The weight as [D, K] and the number of sequences."""
     c = Checker("short_conv")
-    c.tensor("bcx", bcx, ndim=2 if cu_seqlens is not None else 3, dtype=FLOAT_DTYPES)
+    c.tensor("bcx", bcx, ndim=2 if cu_seqlens is not None else 3, dtype=FLOAT_DTYPES, lead=True)
     c.value("bcx", bcx.shape[-1] % 3 == 0 and bcx.shape[-1] > 0, "of width 3*D", bcx.shape[-1])
     D = bcx.shape[-1] // 3
     weight = check_conv_weight(c, weight, D, bcx.device)
@@ -101,7 +101,8 @@ def short_conv(bcx: Tensor, weight: Tensor, conv_state: Tensor | None = None, *,
     weight: [D, K] or [D, 1, K], K in 2..4, in bcx's dtype or fp32.
     conv_state: [S, K-1, D] in bcx's dtype, read and written in place: sequence i uses slot state_indices[i]
     (int32 [n_seq], default i; -1 = padding: zero output, no state), starting from zeros where
-    has_initial_state[i] (bool [n_seq], default all true) is false.
+    has_initial_state[i] (bool [n_seq], default all true) is false. A slot appears at most once in
+    state_indices (ValueError on the CPU; the CUDA path does not read index values on the host).
     Returns y: [B, T, D] or [N, D] in bcx's dtype.
     """
     if torch.compiler.is_compiling():

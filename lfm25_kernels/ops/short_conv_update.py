@@ -14,7 +14,7 @@ from .short_conv import check_conv_state, check_conv_weight
 def _check(bcx, weight, conv_state, state_indices) -> Tensor:
     """The weight as [D, K]."""
     c = Checker("short_conv_update")
-    c.tensor("bcx", bcx, ndim=2, dtype=FLOAT_DTYPES)
+    c.tensor("bcx", bcx, ndim=2, dtype=FLOAT_DTYPES, lead=True)
     c.value("bcx", bcx.shape[-1] % 3 == 0 and bcx.shape[-1] > 0, "of width 3*D", bcx.shape[-1])
     D, B = bcx.shape[-1] // 3, bcx.shape[0]
     weight = check_conv_weight(c, weight, D, bcx.device)
@@ -58,7 +58,7 @@ def short_conv_update(bcx: Tensor, weight: Tensor, conv_state: Tensor, *,
     """Gated short convolution, one decode step for a batch.
 
     bcx: [B, 3D]; weight: [D, K] or [D, 1, K]; conv_state: [S, K-1, D], shifted by one row in place at slot
-    state_indices[b] (int32 [B], default b; -1 = padding: zero output, state untouched).
+    state_indices[b] (int32 [B], default b; -1 = padding: zero output, state untouched), a slot at most once.
     Returns y: [B, D]. Equals short_conv with T=1 and an initial state, bit for bit.
     """
     if torch.compiler.is_compiling():

@@ -3,8 +3,28 @@ block_ff_dim) or LFM2.5 (layer_types, rope_parameters) style."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
+
+from lfm25_kernels._checks import HEAD_DIMS
+
+_SIZES = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+          "num_key_value_heads", "max_position_embeddings")
+_LAYER_TYPES = ("conv", "full_attention", "attention")
+
+
+def _integer(key: str, v) -> int:
+    """v as a config integer: an int (not a bool, nor a float such as 64.7 that int() would truncate)."""
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"config: {key!r} must be an integer, got {type(v).__name__} {v!r}")
+    return v
+
+
+def _number(key: str, v) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise TypeError(f"config: {key!r} must be a finite number, got {type(v).__name__} {v!r}")
+    return float(v)
 
 
 @dataclass
@@ -25,6 +45,33 @@ class Lfm2Config:
     eos_token_id: int | list | None = 7
     pad_token_id: int | None = 0
 
+    def __post_init__(self):
+        """Every field checked, however the config was made: TypeError / ValueError naming the field."""
+        for key in _SIZES:
+            if _integer(key, getattr(self, key)) <= 0:
+                raise ValueError(f"config: {key!r} must be > 0, got {getattr(self, key)}")
+        if not 2 <= _integer("conv_L_cache", self.conv_L_cache) <= 4:
+            raise ValueError(f"config: 'conv_L_cache'={self.conv_L_cache} is not supported (2..4)")
+        if _number("norm_eps", self.norm_eps) < 0:
+            raise ValueError(f"config: 'norm_eps' must be >= 0, got {self.norm_eps}")
+        if _number("rope_theta", self.rope_theta) <= 0:
+            raise ValueError(f"config: 'rope_theta' must be > 0, got {self.rope_theta}")
+        if not isinstance(self.layer_types, list) or not all(isinstance(t, str) for t in self.layer_types):
+            raise TypeError(f"config: 'layer_types' must be a list of strings, got {self.layer_types!r}")
+        if len(self.layer_types) != self.num_hidden_layers:
+            raise ValueError(f"config: 'layer_types' has {len(self.layer_types)} entries for "
+                             f"num_hidden_layers={self.num_hidden_layers}")
+        unknown = sorted({t for t in self.layer_types if t not in _LAYER_TYPES})
+        if unknown:
+            raise ValueError(f"config: 'layer_types' holds unsupported types {unknown}")
+        heads, kv_heads = self.num_attention_heads, self.num_key_value_heads
+        if self.hidden_size % heads or heads % kv_heads:
+            raise ValueError(f"config: 'num_attention_heads'={heads} must divide hidden_size={self.hidden_size} "
+                             f"and be a multiple of 'num_key_value_heads'={kv_heads}")
+        if self.head_dim not in HEAD_DIMS:
+            raise ValueError(f"config: head_dim = hidden_size / num_attention_heads = {self.head_dim} is not "
+                             f"supported: the attention kernels are built for {', '.join(map(str, HEAD_DIMS))}")
+
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
@@ -41,56 +88,57 @@ class Lfm2Config:
     def from_pretrained(cls, path: str) -> "Lfm2Config":
         file = os.path.join(path, "config.json") if os.path.isdir(path) else path
         with open(file) as f:
-            return cls.from_dict(json.load(f))
+            try:
+                d = json.load(f)
+            except RecursionError:
+                raise ValueError(f"config: {file} is nested too deeply to be a config") from None
+        return cls.from_dict(d)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Lfm2Config":
+        if not isinstance(d, dict):
+            raise TypeError(f"config: must be a JSON object, got {type(d).__name__}")
+
         def need(key):
             if key not in d:
                 raise ValueError(f"config: missing key {key!r}")
             return d[key]
 
-        hidden, layers = int(need("hidden_size")), int(need("num_hidden_layers"))
-        heads = int(need("num_attention_heads"))
-        kv_heads = int(d.get("num_key_value_heads", heads))
+        layers, heads = _integer("num_hidden_layers", need("num_hidden_layers")), need("num_attention_heads")
         # FFN width (transformers' Lfm2MLP): block_ff_dim overrides intermediate_size; with auto-adjust,
         # int(2f/3), times the multiplier, rounded up to block_multiple_of.
-        ff = d.get("block_ff_dim", d.get("intermediate_size"))
-        if ff is None:
+        key = "block_ff_dim" if d.get("block_ff_dim") is not None else "intermediate_size"
+        if d.get(key) is None:
             raise ValueError("config: missing key 'intermediate_size' (or 'block_ff_dim')")
-        ff = int(ff)
+        ff = _integer(key, d[key])
         if d.get("block_auto_adjust_ff_dim", True):
             ff = int(2 * ff / 3)
             mult = d.get("block_ffn_dim_multiplier", 1.0)
             if mult is not None:
-                multiple = int(d.get("block_multiple_of", 256))
-                ff = multiple * ((int(mult * ff) + multiple - 1) // multiple)
+                multiple = _integer("block_multiple_of", d.get("block_multiple_of", 256))
+                if multiple <= 0:
+                    raise ValueError(f"config: 'block_multiple_of' must be > 0, got {multiple}")
+                ff = multiple * ((int(_number("block_ffn_dim_multiplier", mult) * ff) + multiple - 1) // multiple)
         if d.get("layer_types") is not None:
-            types = list(d["layer_types"])
+            types = d["layer_types"]
         else:
             attn = d.get("full_attn_idxs")
             attn = list(range(layers)) if attn is None else attn
+            if not isinstance(attn, list) or not all(0 <= _integer("full_attn_idxs", i) < layers for i in attn):
+                raise ValueError(f"config: 'full_attn_idxs' must list layer indices in [0, {layers}), got {attn!r}")
             types = ["full_attention" if i in attn else "conv" for i in range(layers)]
-        if len(types) != layers:
-            raise ValueError(f"config: 'layer_types' has {len(types)} entries for num_hidden_layers={layers}")
-        unknown = sorted({t for t in types if t not in ("conv", "full_attention", "attention")})
-        if unknown:
-            raise ValueError(f"config: 'layer_types' holds unsupported types {unknown}")
         rope = d.get("rope_parameters") or {}
+        if not isinstance(rope, dict):
+            raise TypeError(f"config: 'rope_parameters' must be an object, got {type(rope).__name__}")
         theta = rope.get("rope_theta", d.get("rope_theta", d.get("theta", 1e6)))
         if rope.get("rope_type", "default") != "default":
             raise ValueError(f"config: 'rope_parameters' rope_type {rope['rope_type']!r} is not supported")
         if d.get("conv_bias", False):
             raise ValueError("config: 'conv_bias' = true is not supported (LFM2 checkpoints have no biases)")
-        if hidden % heads or heads % kv_heads:
-            raise ValueError(f"config: 'num_attention_heads'={heads} must divide hidden_size={hidden} and be a "
-                             f"multiple of 'num_key_value_heads'={kv_heads}")
-        width = int(d.get("conv_L_cache", 3))
-        if not 2 <= width <= 4:
-            raise ValueError(f"config: 'conv_L_cache'={width} is not supported (2..4)")
-        return cls(vocab_size=int(need("vocab_size")), hidden_size=hidden, intermediate_size=ff,
-                   num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
-                   layer_types=types, conv_L_cache=width, norm_eps=float(d.get("norm_eps", 1e-5)),
-                   rope_theta=float(theta), max_position_embeddings=int(d.get("max_position_embeddings", 128000)),
+        return cls(vocab_size=need("vocab_size"), hidden_size=need("hidden_size"), intermediate_size=ff,
+                   num_hidden_layers=layers, num_attention_heads=heads,
+                   num_key_value_heads=d.get("num_key_value_heads", heads), layer_types=types,
+                   conv_L_cache=d.get("conv_L_cache", 3), norm_eps=d.get("norm_eps", 1e-5), rope_theta=theta,
+                   max_position_embeddings=d.get("max_position_embeddings", 128000),
                    bos_token_id=d.get("bos_token_id"), eos_token_id=d.get("eos_token_id"),
                    pad_token_id=d.get("pad_token_id"))

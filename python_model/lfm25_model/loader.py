@@ -11,6 +11,9 @@ import torch
 from .config import Lfm2Config
 
 
+_FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")   # safetensors dtype names the model converts from
+
+
 def expected_shapes(cfg: Lfm2Config) -> dict[str, tuple]:
     D, F, V, K = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size, cfg.conv_L_cache
     Hq, Hkv, d = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
@@ -31,15 +34,23 @@ def expected_shapes(cfg: Lfm2Config) -> dict[str, tuple]:
     return s
 
 
-def _files(path: str) -> list[str]:
+def _files(path: str) -> tuple[list[str], dict[str, str] | None]:
+    """The checkpoint's files and, when sharded, the index's weight_map (tensor name -> its file)."""
     index = os.path.join(path, "model.safetensors.index.json")
     if os.path.exists(index):
         with open(index) as f:
-            names = sorted(set(json.load(f)["weight_map"].values()))
-        return [os.path.join(path, n) for n in names]
+            weight_map = json.load(f).get("weight_map")
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise ValueError(f"{index}: 'weight_map' must map tensor names to file names")
+        outside = sorted({n for n in weight_map.values()
+                          if os.path.isabs(n) or os.path.normpath(n).split(os.sep)[0] == ".."})
+        if outside:
+            raise ValueError(f"{index}: shard files must lie inside the model directory, got {outside}")
+        weight_map = {name: os.path.join(path, n) for name, n in weight_map.items()}
+        return sorted(set(weight_map.values())), weight_map
     single = os.path.join(path, "model.safetensors")
     if os.path.exists(single):
-        return [single]
+        return [single], None
     raise FileNotFoundError(f"no model.safetensors or model.safetensors.index.json in {path}")
 
 
@@ -69,28 +80,41 @@ class LazyTensors:
 def load_safetensors(path: str, cfg: Lfm2Config) -> LazyTensors:
     from safetensors import safe_open
 
-    where = {}
-    for file in _files(path):
+    files, weight_map = _files(path)
+    where, found = {}, {}   # name -> the handle it is read from; name -> every file that holds it
+    for file in files:
         try:
             f = safe_open(file, framework="pt")             # memory-mapped; tensors are read on access
             for name in f.keys():
-                where[name] = f
+                found.setdefault(name, []).append(os.path.basename(file))
+                if weight_map is None or weight_map.get(name) == file:
+                    where[name] = f
                 f.get_slice(name).get_shape()
         except Exception as e:                              # a truncated or corrupt file
             raise ValueError(f"cannot read {file}: {e}") from e
     tensors = LazyTensors(where)
     want = expected_shapes(cfg)
-    missing = sorted(set(want) - set(tensors.keys()))
-    unexpected = sorted(set(tensors.keys()) - set(want) - {"lm_head.weight"})
+    missing = sorted(set(want) - set(found))
+    unexpected = sorted(set(found) - set(want) - {"lm_head.weight"})
     wrong = sorted(f"{n}: expected {list(want[n])}, got {list(tensors.shape(n))}"
                    for n in set(want) & set(tensors.keys()) if tensors.shape(n) != want[n])
+    not_float = sorted(f"{n}: {where[n].get_slice(n).get_dtype()}" for n in tensors.keys()
+                       if where[n].get_slice(n).get_dtype() not in _FLOAT_DTYPES)
     problems = []
     if missing:
         problems.append(f"missing tensors: {missing}")
+    misplaced = sorted(n for n in found if n not in where)   # sharded: a file the weight_map does not name
+    if misplaced:
+        problems.append(f"tensors outside the file the index's weight_map names for them: {misplaced}")
+    duplicated = sorted(f"{n} ({', '.join(holders)})" for n, holders in found.items() if len(holders) > 1)
+    if duplicated:
+        problems.append(f"tensors in more than one file: {duplicated}")
     if unexpected:
         problems.append(f"unexpected tensors: {unexpected}")
     if wrong:
         problems.append(f"mis-shaped tensors: {wrong}")
+    if not_float:
+        problems.append(f"tensors of a non-float dtype: {not_float}")
     if problems:
         raise ValueError(f"checkpoint {path} does not match its config: " + "; ".join(problems))
     return tensors

@@ -40,7 +40,7 @@ void respond(int32_t code, const std::string& msg, const std::vector<std::vector
 }
 
 template <class P>
-Status run(const cpu::KernelTable& table, const std::string& bytes) {
+cpu::Check run(const cpu::KernelTable& table, const std::string& bytes) {
   if (bytes.size() != sizeof(P)) {
     std::fprintf(stderr, "runner: params of %zu bytes, expected %zu\n", bytes.size(), sizeof(P));
     std::exit(2);
@@ -52,7 +52,9 @@ Status run(const cpu::KernelTable& table, const std::string& bytes) {
 
 // Op code i runs op i of the op list (tests/neon/__init__.py numbers them from lfm25_kernels._C.ops).
 #define LFM25_RUN_OP(OP, PARAMS, BACKENDS) run<PARAMS>,
-constexpr Status (*kRunOp[])(const cpu::KernelTable&, const std::string&) = {LFM25_OPS(LFM25_RUN_OP)};
+constexpr cpu::Check (*kRunOp[])(const cpu::KernelTable&, const std::string&) = {LFM25_OPS(LFM25_RUN_OP)};
+#define LFM25_OP_NAME(OP, PARAMS, BACKENDS) #OP,
+constexpr const char* kOpName[] = {LFM25_OPS(LFM25_OP_NAME)};
 constexpr uint32_t kNoKernel = 255;   // everything but the kernel: the baseline of bench/neon_insn.py
 
 }  // namespace
@@ -79,13 +81,13 @@ int main() {
       respond(-1, "ISA '" + isa + "' is not available on this CPU", buffers);
       continue;
     }
-    Status s = Status::kOk;
+    cpu::Check c;
     if (op < std::size(kRunOp)) {
-      s = kRunOp[op](*table, params);
+      c = kRunOp[op](*table, params);
     } else if (op != kNoKernel) {
       std::fprintf(stderr, "runner: unknown op %u\n", op);
       std::exit(2);
     }
-    respond(int32_t(s), status_message(s), buffers);
+    respond(int32_t(c.status), c.ok() ? "" : cpu::error_message(kOpName[op], c), buffers);
   }
 }

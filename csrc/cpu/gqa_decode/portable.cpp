@@ -33,6 +33,10 @@ Status run(const GqaDecodeParams& p) {
           float s = 0.0f;
           for (int i = 0; i < HD; ++i) s += qf[h * HD + i] * S::load(k[i]);
           const float m_new = std::max(out.m[h], s);
+          if (m_new == -INFINITY) {   // every score so far -inf (weight 0) or NaN (the max drops it)
+            out.l[h] += gqa_weight_below_max(s);
+            continue;
+          }
           const float alpha = std::exp(out.m[h] - m_new), e = std::exp(s - m_new);
           out.l[h] = out.l[h] * alpha + e;
           float* acc = out.acc + h * HD;

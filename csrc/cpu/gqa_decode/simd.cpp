@@ -4,6 +4,7 @@
 // (online softmax), then the V rows front to back, accumulated into the G outputs of each head. head_dim HD
 // is a multiple of 32, so of S::kLanes.
 #include <cmath>
+#include <numeric>
 
 #include "gqa_decode/common.h"
 #include "kernels.h"
@@ -15,10 +16,11 @@ namespace lfm25::cpu::simd {
 // e^x for x <= 0 (softmax arguments), relative error ~1e-7: x = n ln2 + r, |r| <= ln2/2, degree-7 Taylor
 // polynomial of e^r (Horner, truncation error 1.5e-9), times 2^n.
 // NOTE: x is clamped at -87 so that 2^n stays a normal number on every ISA: e^x below e^-87 ~ 1.6e-38 comes out
-// as 1.6e-38, which no softmax sum can tell from 0 (its largest term is 1).
+// as 1.6e-38, which no softmax sum can tell from 0 (its largest term is 1). The clamp keeps a NaN: S::max returns
+// its second operand when either is NaN (x86) or NaN (NEON).
 template <class S>
 typename S::F exp_nonpositive(typename S::F x) {
-  x = S::max(x, S::set1(-87.0f));
+  x = S::max(S::set1(-87.0f), x);
   const auto n = S::round_int(S::mul(x, S::set1(1.44269504088896341f)));
   auto r = S::fnma(n, S::set1(0.693145751953125f), x);        // ln2 split in two for an exact product
   r = S::fnma(n, S::set1(1.428606765330187e-06f), r);
@@ -86,6 +88,11 @@ Status gqa_decode(const GqaDecodeParams& p) {
         auto vmax = S::set1(-INFINITY);
         for (int i = 0; i < kBlock; i += L) vmax = S::max(vmax, S::select(S::mask(nb - i), S::loadf(s + i), vmax));
         const float m_new = std::max(out.m[h], S::reduce_max(vmax));
+        if (m_new == -INFINITY) {   // every score so far -inf (weight 0) or NaN (the max drops it)
+          for (int i = 0; i < nb; ++i) s[i] = gqa_weight_below_max(s[i]);
+          out.l[h] += std::accumulate(s, s + nb, 0.0f);
+          continue;
+        }
         const float alpha = std::exp(out.m[h] - m_new);    // 0 on the first block (m = -inf)
         out.m[h] = m_new;
         auto lsum = S::zero();

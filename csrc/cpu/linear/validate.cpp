@@ -4,7 +4,7 @@
 
 namespace lfm25::cpu {
 
-Status validate([[maybe_unused]] const KernelTable& table, const LinearParams& p) {
+Check validate([[maybe_unused]] const KernelTable& table, const LinearParams& p) {
   if (p.weight_layout == WeightLayout::kRows) return Status::kOk;
 #if defined(LFM25_CPU_X86_SIMD)
   if (table.linear == amx::linear && p.dtype == DType::kBF16) return Status::kOk;

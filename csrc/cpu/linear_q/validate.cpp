@@ -3,7 +3,7 @@
 
 namespace lfm25::cpu {
 
-Status validate(const KernelTable&, const LinearQParams& p) {
+Check validate(const KernelTable&, const LinearQParams& p) {
   return p.format == QuantFormat::kInt8 || p.format == QuantFormat::kQ4 ? Status::kOk : Status::kUnsupportedLayout;
 }
 

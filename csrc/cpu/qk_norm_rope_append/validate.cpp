@@ -3,11 +3,11 @@
 
 namespace lfm25::cpu {
 
-Status validate(const KernelTable&, const QkNormRopeAppendParams& p) {
+Check validate(const KernelTable&, const QkNormRopeAppendParams& p) {
   const int64_t n_slots = p.n_blocks * p.block_size;
   for (int64_t i = 0; i < p.n_tokens; ++i) {
-    if (p.positions[i] < 0) return Status::kBadPosition;
-    if (p.slot_mapping[i] < -1 || p.slot_mapping[i] >= n_slots) return Status::kBadSlot;
+    if (p.positions[i] < 0) return {Status::kBadPosition, i, p.positions[i]};
+    if (p.slot_mapping[i] < -1 || p.slot_mapping[i] >= n_slots) return {Status::kBadSlot, i, p.slot_mapping[i]};
   }
   return Status::kOk;
 }

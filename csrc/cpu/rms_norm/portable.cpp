@@ -23,7 +23,7 @@ Status run(const RmsNormParams& p) {
     for (int64_t r = r0; r < r1; ++r) {
       const T* x = static_cast<const T*>(p.x) + r * p.x_row_stride;
       float ss = 0.0f;
-      if (p.residual) {
+      if (p.residual_given) {
         const T* res = static_cast<const T*>(p.residual) + r * p.residual_row_stride;
         T* ho = static_cast<T*>(p.residual_out) + r * D;
         for (int64_t c = 0; c < D; ++c) {

@@ -24,7 +24,7 @@ Status rms_norm(const RmsNormParams& p) {
       const T* x = static_cast<const T*>(p.x) + r * p.x_row_stride;
       const T* h = x;  // the row that is normalised
       auto ss = S::zero();
-      if (p.residual) {
+      if (p.residual_given) {
         const T* res = static_cast<const T*>(p.residual) + r * p.residual_row_stride;
         T* ho = static_cast<T*>(p.residual_out) + r * D;
         for (int64_t c = 0; c < D; c += L) {

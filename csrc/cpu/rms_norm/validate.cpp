@@ -3,6 +3,6 @@
 
 namespace lfm25::cpu {
 
-Status validate(const KernelTable&, const RmsNormParams&) { return Status::kOk; }
+Check validate(const KernelTable&, const RmsNormParams&) { return Status::kOk; }
 
 }  // namespace lfm25::cpu

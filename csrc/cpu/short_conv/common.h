@@ -19,21 +19,21 @@ struct ShortConvGeometry {
   const ShortConvParams& p;
 
   int64_t seq_len(int64_t s) const {
-    return p.cu_seqlens ? int64_t(p.cu_seqlens[s + 1]) - p.cu_seqlens[s] : p.seqlen;
+    return p.cu_seqlens_given ? int64_t(p.cu_seqlens[s + 1]) - p.cu_seqlens[s] : p.seqlen;
   }
   int64_t x_offset(int64_t s, int64_t t) const {
-    return p.cu_seqlens ? (p.cu_seqlens[s] + t) * p.x_token_stride : s * p.x_batch_stride + t * p.x_token_stride;
+    return p.cu_seqlens_given ? (p.cu_seqlens[s] + t) * p.x_token_stride : s * p.x_batch_stride + t * p.x_token_stride;
   }
   int64_t y_offset(int64_t s, int64_t t) const {
-    return p.cu_seqlens ? (p.cu_seqlens[s] + t) * p.y_token_stride : s * p.y_batch_stride + t * p.y_token_stride;
+    return p.cu_seqlens_given ? (p.cu_seqlens[s] + t) * p.y_token_stride : s * p.y_batch_stride + t * p.y_token_stride;
   }
   // -1: padding (no state, zero output); -2: no state tensor.
   int64_t slot(int64_t s) const {
-    if (!p.state) return -2;
-    return p.state_indices ? p.state_indices[s] : s;
+    if (!p.state_given) return -2;
+    return p.state_indices_given ? p.state_indices[s] : s;
   }
   bool reads_state(int64_t s) const {
-    return slot(s) >= 0 && (!p.has_initial_state || p.has_initial_state[s]);
+    return slot(s) >= 0 && (!p.has_initial_state_given || p.has_initial_state[s]);
   }
 };
 
@@ -87,7 +87,7 @@ Status short_conv_drive(const ShortConvParams& p, ChunkFn&& chunk) {
   });
 
   // 3. final states: row j holds U at position len-(K-1)+j, from the input or, before it, the initial window
-  if (!p.state) return Status::kOk;
+  if (!p.state_given) return Status::kOk;
   const T* x = static_cast<const T*>(p.x);
   parallel_for(n_seq, p.num_threads, 64, [&](int64_t b, int64_t e) {
     for (int64_t s = b; s < e; ++s) {

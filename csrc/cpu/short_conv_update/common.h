@@ -17,7 +17,7 @@ Status short_conv_update_drive(const ShortConvUpdateParams& p, int64_t grain, Ro
     for (int64_t b = b0; b < b1; ++b) {
       const T* x = static_cast<const T*>(p.x) + b * p.x_batch_stride;
       T* y = static_cast<T*>(p.y) + b * p.y_batch_stride;
-      const int64_t slot = p.state_indices ? p.state_indices[b] : b;
+      const int64_t slot = p.state_indices_given ? p.state_indices[b] : b;
       if (slot < 0) {
         std::memset(y, 0, size_t(p.dim) * sizeof(T));
         continue;

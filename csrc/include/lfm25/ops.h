@@ -8,6 +8,9 @@
 //
 // NOTE: every field is a 64-bit integer, a pointer, a double or a 32-bit value placed in pairs, so the
 // structs have the same layout on every LP64 target; the aarch64 test runner receives them as bytes.
+//
+// An optional tensor has a presence flag, `<field>_given` (1 when passed): a passed tensor without elements
+// (a conv state of 0 slots, a block table of 0 columns) has a null data pointer, so null never means absent.
 #pragma once
 #include <cstdint>
 
@@ -27,6 +30,7 @@ enum class Status : int32_t {
   kBadBlockTable,      // block_table entry outside [0, n_blocks) for a used block
   kUnsupportedLayout,  // packed weights given to a kernel table that reads rows
   kCudaError,
+  kDuplicateStateIndex,  // a state slot given twice in one call (state_indices, -1 aside)
 };
 
 const char* status_message(Status s);
@@ -53,10 +57,10 @@ const char* status_message(Status s);
   F(const void*, x)                    /* bcx; columns [0,D) = B, [D,2D) = C, [2D,3D) = X */ \
   F(void*, y)                          /* gated output */                                    \
   F(const void*, weight)               /* [D, K] */                                          \
-  F(void*, state)                      /* [S, K-1, D] or nullptr */                          \
-  F(const int32_t*, cu_seqlens)        /* [n_seq+1] or nullptr (dense) */                    \
-  F(const int32_t*, state_indices)     /* [n_seq] or nullptr (slot i for sequence i) */      \
-  F(const uint8_t*, has_initial_state) /* [n_seq] bool or nullptr (all true) */              \
+  F(void*, state)                      /* [S, K-1, D] if state_given */                      \
+  F(const int32_t*, cu_seqlens)        /* [n_seq+1] if cu_seqlens_given (else dense) */      \
+  F(const int32_t*, state_indices)     /* [n_seq] if given (else slot i for sequence i) */   \
+  F(const uint8_t*, has_initial_state) /* [n_seq] bool if given (else all true) */           \
   F(int64_t, x_batch_stride) F(int64_t, x_token_stride)                                      \
   F(int64_t, y_batch_stride) F(int64_t, y_token_stride)                                      \
   F(int64_t, weight_stride)            /* between channels; taps contiguous */               \
@@ -66,6 +70,8 @@ const char* status_message(Status s);
   F(int64_t, dim)                      /* D */                                               \
   F(int64_t, width)                    /* K in 2..4 */                                       \
   F(int64_t, n_slots)                  /* S */                                               \
+  F(int32_t, state_given) F(int32_t, cu_seqlens_given)                                       \
+  F(int32_t, state_indices_given) F(int32_t, has_initial_state_given)                        \
   F(DType, dtype)                      /* bcx, y, state */                                   \
   F(DType, weight_dtype)               /* dtype or kF32 */                                   \
   F(int32_t, num_threads)
@@ -77,13 +83,14 @@ LFM25_DEFINE_PADDED_PARAMS(ShortConvParams, LFM25_SHORT_CONV_FIELDS)
   F(void*, y)                      /* [B, D] */                                   \
   F(const void*, weight)           /* [D, K] */                                   \
   F(void*, state)                  /* [S, K-1, D] */                              \
-  F(const int32_t*, state_indices) /* [B] or nullptr */                           \
+  F(const int32_t*, state_indices) /* [B] if state_indices_given */              \
   F(int64_t, x_batch_stride) F(int64_t, y_batch_stride) F(int64_t, weight_stride) \
   F(int64_t, state_slot_stride) F(int64_t, state_row_stride)                      \
   F(int64_t, batch) F(int64_t, dim) F(int64_t, width) F(int64_t, n_slots)         \
+  F(int32_t, state_indices_given)                                                 \
   F(DType, dtype) F(DType, weight_dtype)                                          \
   F(int32_t, num_threads)
-LFM25_DEFINE_PADDED_PARAMS(ShortConvUpdateParams, LFM25_SHORT_CONV_UPDATE_FIELDS)
+LFM25_DEFINE_PARAMS(ShortConvUpdateParams, LFM25_SHORT_CONV_UPDATE_FIELDS)
 
 // qk_norm_rope_append: q_out = rope(rmsnorm(q)); k_cache/v_cache[slot] = rope(rmsnorm(k)), v.
 // Caches [n_blocks, block_size, Hkv, d]; slot = block * block_size + offset (contiguous caches: block = batch row).
@@ -110,36 +117,38 @@ LFM25_DEFINE_PADDED_PARAMS(ShortConvUpdateParams, LFM25_SHORT_CONV_UPDATE_FIELDS
 LFM25_DEFINE_PADDED_PARAMS(QkNormRopeAppendParams, LFM25_QK_NORM_ROPE_APPEND_FIELDS)
 
 // gqa_decode: out[b, h] = softmax(scale * q[b, h] . K[b, h/G]^T) V[b, h/G] over seq_lens[b] cached tokens.
-// block_table == nullptr: contiguous cache, sequence b owns block b and block_size = L_max.
+// Without block_table (block_table_given = 0): contiguous cache, sequence b owns block b and block_size = L_max.
 #define LFM25_GQA_DECODE_FIELDS(F)                                                            \
   F(const void*, q)                /* [B, Hq, d] */                                           \
   F(void*, out)                    /* [B, Hq, d] contiguous */                                \
   F(const void*, k_cache) F(const void*, v_cache)                                             \
   F(const int32_t*, seq_lens)      /* [B] */                                                  \
-  F(const int32_t*, block_table)   /* [B, max_blocks] or nullptr */                           \
+  F(const int32_t*, block_table)   /* [B, max_blocks] if block_table_given */                 \
   F(int64_t, q_batch_stride) F(int64_t, q_head_stride)                                        \
   F(int64_t, cache_block_stride) F(int64_t, cache_token_stride) F(int64_t, cache_head_stride) \
   F(int64_t, block_table_stride)                                                              \
   F(int64_t, batch) F(int64_t, n_q_heads) F(int64_t, n_kv_heads) F(int64_t, head_dim)         \
   F(int64_t, n_blocks) F(int64_t, block_size) F(int64_t, max_blocks)                          \
   F(double, scale)                                                                            \
+  F(int32_t, block_table_given)                                                               \
   F(DType, dtype)                                                                             \
   F(int32_t, num_threads)
-LFM25_DEFINE_PARAMS(GqaDecodeParams, LFM25_GQA_DECODE_FIELDS)
+LFM25_DEFINE_PADDED_PARAMS(GqaDecodeParams, LFM25_GQA_DECODE_FIELDS)
 
 // rms_norm: y = w * x / rms(x); with residual: h = x + residual (rounded), y = w * h / rms(h), residual_out = h.
 #define LFM25_RMS_NORM_FIELDS(F)                                                \
   F(const void*, x)             /* [M, D] */                                    \
-  F(const void*, residual)      /* [M, D] or nullptr */                         \
+  F(const void*, residual)      /* [M, D] if residual_given */                  \
   F(void*, y)                   /* [M, D] contiguous */                         \
   F(void*, residual_out)        /* [M, D] contiguous, when residual is given */ \
   F(const void*, weight)        /* [D] */                                       \
   F(int64_t, x_row_stride) F(int64_t, residual_row_stride)                      \
   F(int64_t, rows) F(int64_t, dim)                                              \
   F(double, eps)                                                                \
+  F(int32_t, residual_given)                                                    \
   F(DType, dtype) F(DType, weight_dtype)                                        \
   F(int32_t, num_threads)
-LFM25_DEFINE_PADDED_PARAMS(RmsNormParams, LFM25_RMS_NORM_FIELDS)
+LFM25_DEFINE_PARAMS(RmsNormParams, LFM25_RMS_NORM_FIELDS)
 
 // How linear's weights are stored.
 enum class WeightLayout : int32_t {
