@@ -6,38 +6,18 @@ time_fn times a rotation of prepared calls and gives the median and spread after
   CUDA, graph  graph_calls=N: a CUDA graph of N back-to-back calls replayed, per call (warm L2, no launch gaps:
                the regime of a decode loop)
   wall=True    the wall clock between device synchronisations, on any device (a call that waits on the host)
-Stamps times a stream of events (the tokens of each decode step) by the gaps between them."""
+Stamps (bench/engine.py) times a stream of events (the tokens of each decode step) by the gaps between them."""
 from __future__ import annotations
 
-import statistics
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
+from .engine import Stamps, Timing, summarize  # noqa: F401  (torch-free, shared with the engines' processes)
+
 CPU_CACHE_BYTES = 256 << 20      # rotate inputs until a round touches more than this (larger than the L3)
 L2_FLUSH_BYTES = 512 << 20       # written before each cold CUDA launch: larger than any L2
-
-
-@dataclass
-class Timing:
-    median_s: float
-    p10_s: float
-    p90_s: float
-    runs: int
-    min_s: float
-
-    @property
-    def spread(self) -> float:
-        """(p90 - p10) / median"""
-        return (self.p90_s - self.p10_s) / self.median_s if self.median_s > 0 else 0.0
-
-
-def summarize(ts: list[float]) -> Timing:
-    ts = sorted(ts)
-    q = lambda f: ts[min(len(ts) - 1, int(f * (len(ts) - 1) + 0.5))]
-    return Timing(statistics.median(ts), q(0.1), q(0.9), len(ts), ts[0])
 
 
 def time_fn(fns: list[Callable[[], object]], device: str, *, min_runs: int = 5, max_runs: int = 50,
@@ -109,21 +89,6 @@ def _capture(fn: Callable[[], object], calls: int):
     graph.replay()
     torch.cuda.synchronize()
     return graph
-
-
-class Stamps:
-    """Host-clock stamps of a stream of events; call it as each event happens (a decode step's tokens out)."""
-
-    def __init__(self):
-        self.stamps: list[float] = []
-
-    def __call__(self):
-        self.stamps.append(time.perf_counter())
-
-    def gaps(self, n: int) -> Timing:
-        """The last n gaps between consecutive stamps."""
-        last = self.stamps[-n - 1:]
-        return summarize([b - a for a, b in zip(last, last[1:])])
 
 
 def rotations(nbytes: int, device: str) -> int:
