@@ -205,7 +205,7 @@ def test_llamacpp_f32_gguf_computes_our_fp32_logits(tmp_path):
     ref = e2e._logits("reference", model, tokens, 10)
     got = llamacpp.logits(llamacpp.gguf_for(ckpt, "F32", str(tmp_path)), tokens, 10, threads=2)
     assert got.shape == ref.shape
-    assert np.sqrt(np.square(got - ref).sum() / np.square(ref).sum()) < 1e-3
+    assert np.sqrt(np.square(got - ref).sum() / np.square(ref).sum()) < 2e-3     # f16 KV cache
 
 
 def test_e2e_interleaved_times_both_models_in_one_process(tmp_path):
