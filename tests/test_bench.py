@@ -52,7 +52,34 @@ def test_quick_run_writes_well_formed_results(tmp_path, capsys):
             assert key in r, key
         assert r["median_us"] > 0 and r["gbps"] > 0 and r["runs"] >= 3
     assert any(r["backend"] == "reference" for r in rows)
-    assert "results appended" in capsys.readouterr().out
+    assert all(r["speedup_vs_best_peer"] > 0 for r in rows if r["backend"].startswith("lfm25"))
+    out = capsys.readouterr().out
+    assert "results appended" in out and "Summary (higher is better unless said):" in out
+    assert "lower is better" in out and "it can pass 100 %" in out
+    assert (tmp_path / files[0].name.replace(".jsonl", ".png")).stat().st_size > 0
+
+
+def test_a_users_run_stays_out_of_the_checkout():
+    assert os.path.relpath(bench_main.parse([]).results_dir, e2e.ROOT) == os.path.join("bench", "runs")
+    assert e2e.CACHE.startswith(bench_main.RUNS)
+    ignored = subprocess.run(["git", "check-ignore", "-q", "bench/runs/cpu-x.jsonl"], cwd=e2e.ROOT)
+    assert ignored.returncode == 0
+
+
+def test_the_summary_warns_when_the_machine_is_busy(tmp_path):
+    row = dict(op="rms_norm", case="c", dtype="bf16", backend="lfm25 (x)", median_us=10.0, p10_us=9.0, p90_us=11.0,
+               copy_fraction=0.5, speedup_vs_best_peer=2.0, best_peer="reference")
+    quiet = dict(device="cpu", cpu="test cpu", copy_gbps=40.0, copy_gbps_end=39.0, loadavg=0.1)
+    assert bench_main.noisy([row], quiet, str(tmp_path)) == []
+    summary = "\n".join(bench_main.conclusion([row], [], quiet))
+    assert "faster than the best other implementation in 1 of 1" in summary and "WARNING" not in summary
+    busy = dict(quiet, copy_gbps_end=20.0, loadavg=99.0)
+    wide = dict(row, p10_us=1.0, p90_us=30.0)
+    why = bench_main.noisy([wide], busy, str(tmp_path))
+    assert len(why) == 3 and "copy bandwidth 40.0 GB/s at the start, 20.0 at the end" in why
+    (tmp_path / "cpu-test-cpu.jsonl").write_text(json.dumps(dict(run_id="a", copy_gbps=100.0)) + "\n")
+    assert any("against 100.0" in w for w in bench_main.noisy([row], quiet, str(tmp_path)))
+    assert "WARNING: the machine was busy" in "\n".join(bench_main.conclusion([wide], [], busy))
 
 
 def test_registry_holds_the_shapes_the_cuda_kernels_are_timed_at():
