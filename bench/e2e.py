@@ -212,18 +212,18 @@ def compare(engines, device: str = "cpu", settings: Settings | None = None, roun
             continue
         t0 = time.time()
         if r is None:
-            row = _accuracy(e, paths[e], device, s, cfg, cache, say)
-            rows += row
+            new = _accuracy(e, paths[e], device, s, cfg, cache, say)
         else:
             out = _child(e, paths[e], device, s)
-            if "rows" in out:
-                rows += [dict(x, engine=e, label=label(e), round=r, better=BETTER[x["unit"]]) for x in out["rows"]]
-            else:
+            new = [dict(x, engine=e, label=label(e), round=r, better=BETTER[x["unit"]]) for x in out.get("rows", [])]
+            if not new:
                 skip[e] = out.get("unavailable") or "failed:\n" + out.get("failed", "")
+        rows += new
         done += 1
         left = (time.time() - t_start) / done * (len(todo) - done)
         what = "logits error" if r is None else f"round {r + 1}/{rounds}"
-        say(f"  [{done}/{len(todo)}] {what}, {label(e)}: {time.time() - t0:.0f} s"
+        got = ", ".join(f"{x['metric']} {_num(x['value'])} {x['unit']}" for x in new) or skip[e].splitlines()[0]
+        say(f"  [{done}/{len(todo)}] {what}, {label(e)} ({time.time() - t0:.0f} s): {got}"
             + (f"; about {_minutes(left)} left" if done < len(todo) else ""))
     rows += [dict(engine=e, label=label(e), unavailable=why) for e, why in skip.items()]
     return rows

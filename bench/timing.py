@@ -17,6 +17,7 @@ import torch
 from .engine import Stamps, Timing, summarize  # noqa: F401  (torch-free, shared with the engines' processes)
 
 CPU_CACHE_BYTES = 256 << 20      # rotate inputs until a round touches more than this (larger than the L3)
+SETS_BYTES = 1 << 30             # but keep all the rotated input sets of a case within this
 L2_FLUSH_BYTES = 512 << 20       # written before each cold CUDA launch: larger than any L2
 
 
@@ -91,11 +92,13 @@ def _capture(fn: Callable[[], object], calls: int):
     return graph
 
 
-def rotations(nbytes: int, device: str) -> int:
-    """How many input sets to rotate through so a round is not served from cache."""
+def rotations(nbytes: int, device: str, footprint: int = 0) -> int:
+    """How many input sets to rotate through so a round is not served from cache: enough to touch
+    CPU_CACHE_BYTES, as long as the sets (footprint bytes each, more than nbytes where a call touches part of a
+    large cache) stay within SETS_BYTES."""
     if device == "cuda":
         return 1                  # the GPU timer flushes L2 before each run
-    return max(1, min(16, -(-CPU_CACHE_BYTES // max(nbytes, 1))))
+    return max(1, min(16, -(-CPU_CACHE_BYTES // max(nbytes, 1)), SETS_BYTES // max(footprint, 1)))
 
 
 def copy_bandwidth(device: str, nbytes: int = 512 << 20) -> tuple[float, Timing]:
