@@ -87,6 +87,17 @@ def _torch_linear(kw):
     return lambda: F.silu(F.linear(x, g)) * F.linear(x, w)    # transformers' Lfm2MLP, eager
 
 
+def _reference_linear_q(kw):
+    x, w = kw["x"], kw["weight"]
+    codes, gate = w.codes(), w.codes(True) if w.gated else (None, None)
+    return lambda: R.linear_q(x, *codes, gate_codes=gate[0], gate_scales=gate[1])
+
+
+def _torch_linear_dequantized(kw):   # what the quantized weights save: torch's bf16 projection of the same values
+    (w, g), dt = kw["weight"].dequantize(), kw["x"].dtype
+    return _torch_linear(dict(x=kw["x"], weight=w.to(dt), gate_weight=None if g is None else g.to(dt)))
+
+
 # The software people use today, per op: (name, make, None on every device or the module it needs on a GPU)
 BASELINES = {
     "short_conv": [("torch unfused", _torch_conv, None),
@@ -94,12 +105,14 @@ BASELINES = {
     "short_conv_update": [("torch unfused", _torch_conv_update, None)],
     "gqa_decode": [("torch sdpa", _sdpa_decode, None), ("flash-attn", _flash_attn_decode, "flash_attn")],
     "linear": [("torch F.linear", _torch_linear, None)],
+    "linear_q": [("torch F.linear, weights in the activation dtype", _torch_linear_dequantized, None)],
 }
 
 
 def backends(op: str, device: str, all_isas: bool = False) -> dict[str, Callable]:
     """name -> make(inputs) -> callable, for the backends available for `op` on `device`."""
-    out: dict[str, Callable] = {"reference": lambda kw: (lambda: getattr(R, op)(**kw))}
+    out: dict[str, Callable] = {"reference": _reference_linear_q if op == "linear_q"
+                                else lambda kw: (lambda: getattr(R, op)(**kw))}
     if device == "cpu":
         isas = L.available_isas()
         out[f"lfm25 ({isas[0]})"] = _ours(op, isas[0])

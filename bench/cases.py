@@ -62,6 +62,14 @@ def _lfm2_cases(dtype: str) -> list[Case]:
         out.append(Case("linear", f"w2, {M} rows", dtype, dict(M=M, K=F, N=D)))
         out.append(Case("linear", f"in_proj, {M} rows", dtype, dict(M=M, K=D, N=3 * D)))
         out.append(Case("linear", f"lm_head, {M} rows", dtype, dict(M=M, K=D, N=V)))
+    for fmt in ("int8", "q4"):                       # the same with quantized weights
+        for M in (1, 8):
+            out.append(Case("linear_q", f"{fmt} w1+w3 SwiGLU, {M} rows", dtype,
+                            dict(M=M, K=D, N=F, gated=True, format=fmt), "quick" if (fmt, M) == ("q4", 1) else "lfm2"))
+            out.append(Case("linear_q", f"{fmt} w2, {M} rows", dtype, dict(M=M, K=F, N=D, format=fmt)))
+            out.append(Case("linear_q", f"{fmt} lm_head, {M} rows", dtype, dict(M=M, K=D, N=V, format=fmt)))
+        out.append(Case("linear_q", f"{fmt} w1+w3 SwiGLU, 1024 rows (prefill)", dtype,
+                        dict(M=1024, K=D, N=F, gated=True, format=fmt)))
     return out
 
 
@@ -123,6 +131,13 @@ def make_inputs(case: Case, device="cpu", seed: int = 0) -> dict:
         M, K, N = s["M"], s["K"], s["N"]
         return dict(x=rnd(M, K), weight=rnd(N, K, scale=K ** -0.5),
                     gate_weight=rnd(N, K, scale=K ** -0.5) if s.get("gated") else None)
+    if case.op == "linear_q":
+        import lfm25_kernels
+
+        M, K, N = s["M"], s["K"], s["N"]
+        w = torch.randn(N, K, generator=g) * K ** -0.5
+        gate = torch.randn(N, K, generator=g) * K ** -0.5 if s.get("gated") else None
+        return dict(x=rnd(M, K), weight=lfm25_kernels.quantize_weight(w, gate, format=s["format"]))
     raise ValueError(f"unknown op {case.op}")
 
 
@@ -146,4 +161,7 @@ def bytes_moved(case: Case) -> int:
         return e * (rows * (4 if s.get("residual") else 2) + s["D"])
     if case.op == "linear":
         return e * (s["N"] * s["K"] * (2 if s.get("gated") else 1) + s["M"] * (s["K"] + s["N"]))
+    if case.op == "linear_q":   # codes and fp16 scales: 8.5 or 4.5 bits per weight
+        weight_bits = (8.5 if s["format"] == "int8" else 4.5) * s["N"] * s["K"] * (2 if s.get("gated") else 1)
+        return int(weight_bits / 8) + e * s["M"] * (s["K"] + s["N"])
     raise ValueError(case.op)

@@ -51,3 +51,8 @@ def describe(device: str) -> dict:
     except ImportError:
         pass
     return info
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a device name: lower case, each other character a dash."""
+    return "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-")

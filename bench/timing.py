@@ -6,38 +6,19 @@ time_fn times a rotation of prepared calls and gives the median and spread after
   CUDA, graph  graph_calls=N: a CUDA graph of N back-to-back calls replayed, per call (warm L2, no launch gaps:
                the regime of a decode loop)
   wall=True    the wall clock between device synchronisations, on any device (a call that waits on the host)
-Stamps times a stream of events (the tokens of each decode step) by the gaps between them."""
+Stamps (bench/engine.py) times a stream of events (the tokens of each decode step) by the gaps between them."""
 from __future__ import annotations
 
-import statistics
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
+from .engine import Stamps, Timing, summarize  # noqa: F401  (torch-free, shared with the engines' processes)
+
 CPU_CACHE_BYTES = 256 << 20      # rotate inputs until a round touches more than this (larger than the L3)
+SETS_BYTES = 1 << 30             # but keep all the rotated input sets of a case within this
 L2_FLUSH_BYTES = 512 << 20       # written before each cold CUDA launch: larger than any L2
-
-
-@dataclass
-class Timing:
-    median_s: float
-    p10_s: float
-    p90_s: float
-    runs: int
-    min_s: float
-
-    @property
-    def spread(self) -> float:
-        """(p90 - p10) / median"""
-        return (self.p90_s - self.p10_s) / self.median_s if self.median_s > 0 else 0.0
-
-
-def summarize(ts: list[float]) -> Timing:
-    ts = sorted(ts)
-    q = lambda f: ts[min(len(ts) - 1, int(f * (len(ts) - 1) + 0.5))]
-    return Timing(statistics.median(ts), q(0.1), q(0.9), len(ts), ts[0])
 
 
 def time_fn(fns: list[Callable[[], object]], device: str, *, min_runs: int = 5, max_runs: int = 50,
@@ -111,26 +92,13 @@ def _capture(fn: Callable[[], object], calls: int):
     return graph
 
 
-class Stamps:
-    """Host-clock stamps of a stream of events; call it as each event happens (a decode step's tokens out)."""
-
-    def __init__(self):
-        self.stamps: list[float] = []
-
-    def __call__(self):
-        self.stamps.append(time.perf_counter())
-
-    def gaps(self, n: int) -> Timing:
-        """The last n gaps between consecutive stamps."""
-        last = self.stamps[-n - 1:]
-        return summarize([b - a for a, b in zip(last, last[1:])])
-
-
-def rotations(nbytes: int, device: str) -> int:
-    """How many input sets to rotate through so a round is not served from cache."""
+def rotations(nbytes: int, device: str, footprint: int = 0) -> int:
+    """How many input sets to rotate through so a round is not served from cache: enough to touch
+    CPU_CACHE_BYTES, as long as the sets (footprint bytes each, more than nbytes where a call touches part of a
+    large cache) stay within SETS_BYTES."""
     if device == "cuda":
         return 1                  # the GPU timer flushes L2 before each run
-    return max(1, min(16, -(-CPU_CACHE_BYTES // max(nbytes, 1))))
+    return max(1, min(16, -(-CPU_CACHE_BYTES // max(nbytes, 1)), SETS_BYTES // max(footprint, 1)))
 
 
 def copy_bandwidth(device: str, nbytes: int = 512 << 20) -> tuple[float, Timing]:
