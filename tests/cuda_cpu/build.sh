@@ -20,5 +20,5 @@ done
 "$cxx" "${flags[@]}" -c "$here/runtime.cpp" -o "$objdir/runtime.o" & pids+=($!)
 for p in "${pids[@]}"; do wait "$p"; done
 mkdir -p "$out"
-"$cxx" "${flags[@]}" "$here/runner.cpp" "$root/csrc/status.cpp" "$objdir"/*.o -o "$out/runner"
+"$cxx" "${flags[@]}" -I"$root/csrc/cpu" "$here/runner.cpp" "$root/csrc/status.cpp" "$objdir"/*.o -o "$out/runner"
 "$cxx" "${flags[@]}" "$here/toys.cpp" "$objdir/runtime.o" -o "$out/toys"

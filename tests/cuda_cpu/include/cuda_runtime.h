@@ -147,6 +147,8 @@ inline unsigned __float_as_uint(float f) {
   std::memcpy(&u, &f, 4);
   return u;
 }
+inline float __int_as_float(int i) { return __uint_as_float(unsigned(i)); }
+using std::isnan;
 template <class T> T min(T a, T b) { return b < a ? b : a; }
 template <class T> T max(T a, T b) { return a < b ? b : a; }
 
