@@ -7,7 +7,6 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from lfm25_kernels._checks import HEAD_DIMS
 
 _SIZES = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
           "num_key_value_heads", "max_position_embeddings")
@@ -68,9 +67,6 @@ class Lfm2Config:
         if self.hidden_size % heads or heads % kv_heads:
             raise ValueError(f"config: 'num_attention_heads'={heads} must divide hidden_size={self.hidden_size} "
                              f"and be a multiple of 'num_key_value_heads'={kv_heads}")
-        if self.head_dim not in HEAD_DIMS:
-            raise ValueError(f"config: head_dim = hidden_size / num_attention_heads = {self.head_dim} is not "
-                             f"supported: the attention kernels are built for {', '.join(map(str, HEAD_DIMS))}")
 
     @property
     def head_dim(self) -> int:
