@@ -128,8 +128,8 @@ def _build(impl: str, weights: str, path: str, device):
         backend = "reference" if impl == "reference" else "kernels"
         if weights in DTYPES:
             return Lfm2ForCausalLM.from_pretrained(path, backend=backend, dtype=DTYPES[weights], device=device)
-        try:
-            return Lfm2ForCausalLM.from_pretrained(path, dtype=torch.bfloat16, device=device, quantize=weights)
+        try:   # activations in fp32 around the quantized projections, as llama.cpp keeps them
+            return Lfm2ForCausalLM.from_pretrained(path, dtype=torch.float32, device=device, quantize=weights)
         except TypeError as e:
             raise Unavailable(f"from_pretrained(quantize={weights!r}) refused: {e}") from e
     from transformers import Lfm2ForCausalLM as HfModel
