@@ -114,3 +114,13 @@ def check_v_cache(c: Checker, v_cache, k_cache: Tensor) -> None:
     c.tensor("v_cache", v_cache, ndim=4, dtype=k_cache.dtype, device=k_cache.device, shape=tuple(k_cache.shape))
     c.value("v_cache", v_cache.stride() == k_cache.stride(), f"strided like k_cache {k_cache.stride()}",
             v_cache.stride())
+
+
+def check_packed_sizes(c: Checker, out_features, in_features, gated, minimum: int) -> None:
+    """The sizes a packed weight (PackedWeight, QuantizedWeight) was made for: ints >= minimum, gated a bool."""
+    for name, v in (("out_features", out_features), ("in_features", in_features)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            c.fail(name, "an int", type(v).__name__, TypeError)
+        c.value(name, v >= minimum, "non-negative" if minimum == 0 else f"at least {minimum}", v)
+    if not isinstance(gated, bool):
+        c.fail("gated", "a bool", type(gated).__name__, TypeError)

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from .. import _C
-from .._checks import FLOAT_DTYPES, Checker
+from .._checks import FLOAT_DTYPES, Checker, check_packed_sizes
 from .._launch import DTYPE_CODE, current_isa, launch, set_pointers
 from ..graph import CaptureError
 
@@ -23,12 +23,7 @@ def packed_shape(out_features: int, in_features: int, gated: bool) -> tuple[int,
 
 def _check_packed_data(c: Checker, data, out_features, in_features, gated) -> None:
     """data must be what pack_weight makes for [out_features, in_features]: the kernel reads it all."""
-    for name, v in (("out_features", out_features), ("in_features", in_features)):
-        if isinstance(v, bool) or not isinstance(v, int):
-            c.fail(name, "an int", type(v).__name__, TypeError)
-        c.value(name, v >= 0, "non-negative", v)
-    if not isinstance(gated, bool):
-        c.fail("gated", "a bool", type(gated).__name__, TypeError)
+    check_packed_sizes(c, out_features, in_features, gated, minimum=0)
     shape = packed_shape(out_features, in_features, gated)
     c.tensor("data", data, dtype=torch.bfloat16, shape=shape, contiguous=True)
     c.value("data", data.device.type == "cpu", "on the CPU (packed weights are for the amx CPU table)", data.device)

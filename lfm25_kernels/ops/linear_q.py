@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from .. import _C
-from .._checks import FLOAT_DTYPES, Checker
+from .._checks import FLOAT_DTYPES, Checker, check_packed_sizes
 from .._launch import DTYPE_CODE, launch, set_pointers
 from ..reference import QUANT_GROUP, QUANT_RANGE, dequantize
 
@@ -124,12 +124,7 @@ def _check_packed(c: Checker, data, scales, format, out_features, in_features, g
     """data and scales must be what quantize_weight makes for these sizes: the kernel reads them all."""
     if format not in FORMATS:
         c.fail("format", f"one of {FORMATS}", repr(format))
-    for name, v in (("out_features", out_features), ("in_features", in_features)):
-        if isinstance(v, bool) or not isinstance(v, int):
-            c.fail(name, "an int", type(v).__name__, TypeError)
-        c.value(name, v >= 1, "at least 1", v)
-    if not isinstance(gated, bool):
-        c.fail("gated", "a bool", type(gated).__name__, TypeError)
+    check_packed_sizes(c, out_features, in_features, gated, minimum=1)
     data_shape, scales_shape = packed_shapes(format, out_features, in_features, gated)
     c.tensor("data", data, dtype=torch.uint8, shape=data_shape, contiguous=True)
     c.value("data", data.device.type == "cpu", "on the CPU (linear_q is a CPU op)", data.device)
@@ -224,8 +219,8 @@ class QuantizedWeight:
         for name, (q, _) in zip(("codes", "gate_codes"), parts):
             if q.numel() and not (lo <= int(q.min()) and int(q.max()) <= hi):
                 c.fail(name, f"values in [{lo}, {hi}] for {format}", f"values from {int(q.min())} to {int(q.max())}")
-        return _packed(format, N, in_features, len(parts) == 2, lambda part, r0, r1: parts[part][0][r0:r1],
-                       lambda part, r0, r1: parts[part][1][r0:r1])
+        return _packed(format, N, in_features, len(parts) == 2,
+                       lambda part, r0, r1: (parts[part][0][r0:r1], parts[part][1][r0:r1]))
 
     def __repr__(self) -> str:
         gate = ", gated" if self.gated else ""
@@ -233,10 +228,10 @@ class QuantizedWeight:
                 f"in_features={self.in_features}{gate})")
 
 
-def _packed(format: str, N: int, K: int, gated: bool, codes_of, scales_of) -> QuantizedWeight:
-    """A QuantizedWeight filled a chunk of rows at a time (16 rows a block): codes_of(part, r0, r1) and
-    scales_of(part, r0, r1) give rows [r0, r1) of the weight (part 0) or of its gate (part 1), each asked for
-    once and in order, so the temporaries stay small (a loader's weights are quantized as they are read)."""
+def _packed(format: str, N: int, K: int, gated: bool, rows_of) -> QuantizedWeight:
+    """A QuantizedWeight filled a chunk of rows at a time (16 rows a block): rows_of(part, r0, r1) gives the codes
+    and scales of rows [r0, r1) of the weight (part 0) or of its gate (part 1), each asked for once and in order,
+    so the temporaries stay small (a loader's weights are quantized as they are read)."""
     data_shape, scales_shape = packed_shapes(format, N, K, gated)
     data, scales = torch.zeros(data_shape, dtype=torch.uint8), torch.zeros(scales_shape, dtype=torch.float16)
     G = data_shape[1]
@@ -244,9 +239,9 @@ def _packed(format: str, N: int, K: int, gated: bool, codes_of, scales_of) -> Qu
     for r0 in range(0, N, step):
         r1 = min(N, r0 + step)
         b0, b1 = r0 // _BLOCK, -(-r1 // _BLOCK)
+        pad = (0, 0, 0, (b1 - b0) * _BLOCK - (r1 - r0))
         for part in range(2 if gated else 1):
-            q = torch.nn.functional.pad(codes_of(part, r0, r1), (0, 0, 0, (b1 - b0) * _BLOCK - (r1 - r0)))
-            d = torch.nn.functional.pad(scales_of(part, r0, r1), (0, 0, 0, (b1 - b0) * _BLOCK - (r1 - r0)))
+            q, d = (torch.nn.functional.pad(t, pad) for t in rows_of(part, r0, r1))
             blocks = slice(2 * b0 + part, 2 * b1, 2) if gated else slice(b0, b1)
             data[blocks] = _pack_codes(q, format)
             scales[blocks] = d.view(-1, _BLOCK, G).permute(0, 2, 1)
@@ -270,20 +265,18 @@ def quantize_weight(weight: Tensor, gate_weight: Tensor | None = None, *, format
         c.tensor("gate_weight", gate_weight, ndim=2, dtype=FLOAT_DTYPES, device=weight.device,
                  shape=tuple(weight.shape), last_contiguous=False)
         parts[1] = ("gate_weight", gate_weight)
-    scales_of = {}
 
-    def codes_of(part: int, r0: int, r1: int) -> Tensor:
+    def rows_of(part: int, r0: int, r1: int) -> tuple[Tensor, Tensor]:
         name, w = parts[part]
         rows = w[r0:r1]
         if not bool(torch.isfinite(rows).all()):
             c.fail(name, "finite (no NaN or infinity)", f"non-finite values in rows {r0} to {r1 - 1}")
-        codes, scales_of[part] = quantize_codes(rows, format)
+        quantized = quantize_codes(rows, format)
         if release is not None:
             release(rows)
-        return codes
+        return quantized
 
-    return _packed(format, weight.shape[0], weight.shape[1], gate_weight is not None, codes_of,
-                   lambda part, r0, r1: scales_of.pop(part))
+    return _packed(format, weight.shape[0], weight.shape[1], gate_weight is not None, rows_of)
 
 
 def _check(x, data, scales, format, out_features, in_features, gated) -> None:
