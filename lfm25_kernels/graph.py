@@ -52,6 +52,13 @@ class CaptureError(RuntimeError):
 
 
 class _OnlyKernels(TorchDispatchMode):
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # NOTE: otherwise TorchDispatchMode wraps __torch_dispatch__ in torch._dynamo.disable, whose first call
+        # imports torch._dynamo (and sympy, torch.distributed, ...): about 65 MiB resident and a second and a
+        # half in every process that captures a decode step. This mode only checks ops; nothing compiles it.
+        return False
+
     def __init__(self):
         super().__init__()
         self.filled: set[int] = set()   # the storages of the tensors _FILLED allocated (their data pointers)

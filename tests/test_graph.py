@@ -266,3 +266,20 @@ def test_filled_allocations_inside_a_capture():
     with pytest.raises(L.CaptureError, match="short_conv_update writes state, which torch.zeros/ones/full"):
         with L.CpuGraph().capture():
             L.short_conv_update(bcx, w, torch.zeros(4, 2, D))
+
+
+def test_capture_does_not_import_torch_compile_machinery():
+    # A TorchDispatchMode wraps its __torch_dispatch__ in torch._dynamo.disable by default, whose first call
+    # imports torch._dynamo (about 65 MiB resident): the capture's op check must not pay that in a generate
+    # process that never compiles.
+    import subprocess
+    import sys
+
+    code = ("import sys, torch, lfm25_kernels as L\n"
+            "x = torch.randn(2, 64); w = torch.ones(64); g = L.CpuGraph()\n"
+            "with L.ops.cpu_isa('portable'), torch.inference_mode(), g.capture():\n"
+            "    y = L.ops.rms_norm(x, w, 1e-5)\n"
+            "g.replay()\n"
+            "print(len(g), 'torch._dynamo' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["1", "False"]

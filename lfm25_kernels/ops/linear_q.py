@@ -22,7 +22,7 @@ FORMATS = ("int8", "q4")
 _FORMAT_CODE = {"int8": 0, "q4": 1}       # lfm25::QuantFormat
 _GROUP_BYTES = {"int8": 512, "q4": 256}   # a block's bytes per group: 16 rows x 32 codes
 _BLOCK = 16                               # output rows per block
-_CHUNK_ELEMENTS = 1 << 20                 # quantize about this many weights at a time: small temporaries
+_CHUNK_ELEMENTS = 1 << 18                 # quantize about this many weights at a time: small temporaries
 
 
 def _groups(in_features: int) -> int:
