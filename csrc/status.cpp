@@ -20,7 +20,8 @@ const char* status_message(Status s) {
     case Status::kBadSeqLen: return "seq_lens holds a value outside [0, cache capacity of the sequence]";
     case Status::kBadBlockTable: return "block_table holds a block index outside [0, number of blocks) for a used block";
     case Status::kUnsupportedLayout:
-      return "weights packed by pack_weight run only on the amx CPU table (the table in effect reads [N, K] rows)";
+      return "weights packed by pack_weight run only on the x86 CPU tables that read their layout (AMX tiles: the "
+             "amx table; pairs: every x86 table); the table in effect reads [N, K] rows";
     case Status::kCudaError: return "CUDA error";
   }
   return "unknown status";

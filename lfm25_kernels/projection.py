@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ._checks import Checker
 from ._launch import current_isa
-from .ops.linear import PackedWeight, linear, pack_weight
+from .ops.linear import READERS, PackedWeight, linear, pack_weight
 from .ops.linear_q import QuantizedWeight, linear_q, quantize_weight
 
 # Up to this many rows (tokens in a call) a CPU projection runs our linear kernel: it streams each weight once
@@ -22,10 +22,11 @@ from .ops.linear_q import QuantizedWeight, linear_q, quantize_weight
 # than for bf16 (whole tiles of rows on AMX or AVX512_BF16).
 _OWN_MAX_ROWS_BF16 = 64
 _OWN_MAX_ROWS_OTHER = 16
-# Past those rows a packed weight still runs our packed GEMM up to this many rows (a prefill's): it reads
-# each packed block once per tile of rows, ahead of unpacking plus torch's GEMM for a few hundred rows and not
-# for longer ones, where the copy of the weight per call and oneDNN's blocking win. A weight packed with its
-# gate always runs our GEMM: one pass over both weights keeps up with torch's two GEMMs and needs no copy.
+# Past those rows a weight packed in AMX tiles still runs our packed GEMM up to this many rows (a prefill's):
+# it reads each packed block once per tile of rows, ahead of unpacking plus torch's GEMM for a few hundred rows
+# and not for longer ones, where the copy of the weight per call and oneDNN's blocking win. A weight packed with
+# its gate always runs our GEMM: one pass over both weights keeps up with torch's two GEMMs and needs no copy.
+# A weight packed in pairs (the x86 tables without AMX) is unpacked for torch's GEMM past those rows.
 _PACKED_GEMM_MAX_ROWS = 512
 # pack=None packs an ungated weight only for inputs this short: LFM2's hidden sizes (1024 to 2048), not its
 # FFN widths (4608 and up, w2's input). A weight in rows is read as N streams of K elements; short rows
@@ -38,10 +39,10 @@ class Projection:
     """y = x . weight^T, or with gate_weight LFM2's SwiGLU silu(x . gate_weight^T) * (x . weight^T), for x
     [..., K] -> [..., N], on the path that is fastest for the call's rows on this machine.
 
-    weight, gate_weight: [N, K]. pack: pack the weight (with its gate) by pack_weight for the amx CPU table
-    where that pays (gated, or with an input of a hidden size): None where the table in effect is amx and the
-    weight bf16 on the CPU; True whatever the table in effect now (ValueError unless bf16 on the CPU); False
-    never. quantize: "int8" or "q4" quantizes the weight (with its gate) by quantize_weight, and every call runs
+    weight, gate_weight: [N, K]. pack: pack the weight (with its gate) by pack_weight, in the layout of the
+    table in effect (AMX tiles on amx, pairs on the other x86 tables), where that pays (gated, or with an input
+    of a hidden size): None where the table in effect reads a packed layout and the weight is bf16 on the CPU;
+    True whatever the table in effect now (ValueError unless bf16 on the CPU); False never. quantize: "int8" or "q4" quantizes the weight (with its gate) by quantize_weight, and every call runs
     linear_q; a QuantizedWeight may also be given as weight. release(t) is called on each tensor a packed or
     quantized copy replaces (a loader lets go of the file's pages)."""
 
@@ -67,10 +68,10 @@ class Projection:
         possible = weight.dtype == torch.bfloat16 and weight.device.type == "cpu"
         if pack:
             c.value("pack", possible, "None or False unless the weight is torch.bfloat16 on the CPU (packed "
-                    "weights are for the amx CPU table)", f"True for a {weight.dtype} weight on {weight.device}")
+                    "weights are for the x86 CPU tables)", f"True for a {weight.dtype} weight on {weight.device}")
         pays = gate_weight is not None or weight.shape[1] <= _PACK_MAX_IN_FEATURES
         if pack is None:
-            pack = possible and pays and current_isa() == "amx"
+            pack = possible and pays and any(current_isa() in tables for tables in READERS.values())
         if pack and pays:
             packed = pack_weight(weight, gate_weight)
             for t in (weight, gate_weight):
@@ -86,16 +87,16 @@ class Projection:
         if x.device.type != "cpu" or rows <= (_OWN_MAX_ROWS_BF16 if self.dtype == torch.bfloat16
                                                else _OWN_MAX_ROWS_OTHER):
             return linear(x, self._weight, gate_weight=self._gate)   # on CUDA: torch's, through linear
-        w = self._weight
+        w, gate = self._weight, self._gate
         if isinstance(w, PackedWeight):
-            if w.gated or rows <= _PACKED_GEMM_MAX_ROWS:
+            if w.layout == "tiles" and (w.gated or rows <= _PACKED_GEMM_MAX_ROWS):
                 return linear(x, w)
-            w = w.unpack()[0]
-        if self._gate is None:
+            w, gate = w.unpack()
+        if gate is None:
             return F.linear(x, w)
         # NOTE: in place, unlike torch's silu(g) * u: no new tensors of the FFN width per call (fresh memory
         # costs its page faults); the same values.
-        return F.silu(F.linear(x, self._gate), inplace=True).mul_(F.linear(x, w))
+        return F.silu(F.linear(x, gate), inplace=True).mul_(F.linear(x, w))
 
     def rows(self, index: Tensor, dtype: torch.dtype | None = None) -> Tensor:
         """weight[index] as [len(index), K] (not the gate's rows): the embedding lookup of a tied lm_head; a

@@ -164,7 +164,7 @@ def test_packed_weight_data_must_match_its_sizes():
     """PackedWeight and the linear_packed custom op take data, N, K and gated from the caller: the kernel reads
     the whole layout those sizes imply, so data of another shape is refused before any launch, on every table."""
     N, Kp = 70, 40
-    good = L.pack_weight(torch.randn(N, Kp).to(torch.bfloat16)).data
+    good = L.pack_weight(torch.randn(N, Kp).to(torch.bfloat16), layout="tiles").data
     x = torch.randn(2, Kp).to(torch.bfloat16)
     with pytest.raises(ValueError, match=r"PackedWeight: data must be of shape \[3, 2, 4, 16, 32\]"):
         L.PackedWeight(good, 2 * 64 + 1, Kp, False)          # one block more than data holds
@@ -181,6 +181,12 @@ def test_packed_weight_data_must_match_its_sizes():
     with pytest.raises(TypeError, match="PackedWeight: gated must be a bool"):
         L.PackedWeight(good, N, Kp, 1)
     assert L.PackedWeight(good, N, Kp, False).shape == (N, Kp)
+    pairs = L.pack_weight(torch.randn(N, Kp + 1).to(torch.bfloat16), layout="pairs").data
+    with pytest.raises(ValueError, match=r"PackedWeight: data must be of shape \[3, 21, 64, 2\]"):
+        L.PackedWeight(pairs, 2 * 64 + 1, Kp + 1, False, "pairs")
+    with pytest.raises(ValueError, match=r"linear: data must be of shape \[2, 20, 64, 2\]"):
+        torch.ops.lfm25.linear_packed(x, pairs, N, Kp, False, "pairs")   # K 40 is 20 pairs, not 21
+    assert L.PackedWeight(pairs, N, Kp + 1, False, "pairs").shape == (N, Kp + 1)
 
 
 def test_written_tensors_must_not_share_memory():

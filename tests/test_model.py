@@ -125,6 +125,31 @@ def test_packed_bf16_model_equals_the_model_on_rows(tmp_path, name):
     assert packed.generate(long, 10) == rows.generate(long, 10)
 
 
+@pytest.mark.skipif(not {"avx512_bf16", "avx512", "avx2"} & set(lfm25_kernels.available_isas()),
+                    reason="the pairs layout runs on the x86 tables")
+@pytest.mark.parametrize("name", ["h160-g5-k4", "h256-g4-k4"])
+def test_bf16_model_packed_in_pairs_is_close_to_the_model_on_rows(tmp_path, name):
+    """bf16 on the x86 tables without AMX packs the projections in pairs by default: our kernel up to 64 tokens
+    per call, summing in another order than on rows, and torch's GEMM on the unpacked weights past that (as on
+    rows). Against the fp32 model, the packed model's logits are as accurate as the model's on rows."""
+    _, path = make_checkpoint(tmp_path, name, seed=2)
+    fp32 = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.float32, backend="reference")
+    isa = next(t for t in ("avx512_bf16", "avx512", "avx2") if t in lfm25_kernels.available_isas())
+    with lfm25_kernels.cpu_isa(isa):
+        packed = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.bfloat16)
+        rows = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.bfloat16, pack_weights=False)
+        assert packed.packed and not rows.packed and packed.lm_head.weight.layout == "pairs"
+        for T in (30, 90):
+            ids = torch.randint(0, 211, (2, T), generator=torch.Generator().manual_seed(T))
+            want = fp32(ids)
+            err = {n: float((m(ids).float() - want).norm() / want.norm()) for n, m in (("packed", packed),
+                                                                                      ("rows", rows))}
+            assert err["packed"] <= 1.1 * err["rows"], (T, err)
+        prompts = [[5, 17, 42, 9, 100, 3, 77], [8, 21, 7], [150, 4, 4, 60, 2]]
+        one = [packed.generate([p], 12)[0] for p in prompts]
+        assert packed.generate(prompts, 12) == one   # a sequence's tokens do not depend on the batch
+
+
 def test_pack_weights_needs_bf16_kernels_on_the_cpu(tmp_path):
     _, path = make_checkpoint(tmp_path, "h96-g1-k3")
     with pytest.raises(ValueError, match="pack_weights=True needs"):

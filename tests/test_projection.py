@@ -8,11 +8,13 @@ import torch.nn.functional as F
 
 import lfm25_kernels as L
 from lfm25_kernels import ops, reference as R
+from lfm25_kernels.ops.linear import READERS
 
 from conftest import assert_close, assert_equal
 
 K, N = 96, 40
 amx = pytest.mark.skipif("amx" not in L.available_isas(), reason="packed weights run on the amx table")
+PAIR_TABLES = [isa for isa in L.available_isas() if isa in READERS["pairs"] and isa != "amx"]
 
 
 def weights(dtype, gated, seed=0, k=K):
@@ -51,8 +53,8 @@ def test_rows_are_counted_over_the_leading_dims():
     assert_close(p(x), R.linear(x, w), "[2, 33, K]")
 
 
-# A packed weight: our kernel up to 64 rows, our packed GEMM up to 512, torch's GEMM on the unpacked weight past
-# that; with its gate fused, our packed GEMM at any rows.
+# A weight packed in AMX tiles: our kernel up to 64 rows, our packed GEMM up to 512, torch's GEMM on the
+# unpacked weight past that; with its gate fused, our packed GEMM at any rows.
 @amx
 @pytest.mark.parametrize("rows,gated,want", [
     (1, False, True), (64, False, True), (65, False, True), (512, False, True), (513, False, False),
@@ -67,20 +69,36 @@ def test_packed_path_and_result(rows, gated, want):
         assert_close(p(x), R.linear(x, w, gate_weight=gw), f"{rows} rows")
 
 
-@amx
-def test_pack_none_packs_hidden_size_inputs_and_gated_weights_on_amx():
-    with L.cpu_isa("amx"):
-        assert L.Projection(*weights(torch.bfloat16, False, k=2048)).packed
-        assert L.Projection(*weights(torch.bfloat16, True, k=4608)).packed
-        assert not L.Projection(*weights(torch.bfloat16, False, k=4608)).packed   # w2's input: stays in rows
-        assert not L.Projection(*weights(torch.float32, True)).packed
+# A weight packed in pairs (the x86 tables without AMX): our kernel up to 64 rows, torch's GEMM on the unpacked
+# weights past that, gated or not.
+@pytest.mark.skipif(not PAIR_TABLES, reason="the pairs layout runs on the x86 tables")
+@pytest.mark.parametrize("rows,want", [(1, True), (64, True), (65, False), (513, False)])
+@pytest.mark.parametrize("gated", [False, True])
+def test_pairs_path_and_result(rows, want, gated):
+    w, gw = weights(torch.bfloat16, gated, seed=rows)
+    x = torch.randn(rows, K, generator=torch.Generator().manual_seed(1)).bfloat16()
+    for isa in PAIR_TABLES:
+        with L.cpu_isa(isa):
+            p = L.Projection(w, gw)
+            assert p.packed and p.weight.layout == "pairs"
+            assert ours(p, x) == want
+            assert_close(p(x), R.linear(x, w, gate_weight=gw), f"{rows} rows on {isa}")
 
 
-def test_pack_none_does_not_pack_on_other_tables_and_false_never_packs():
+def test_pack_none_packs_hidden_size_inputs_and_gated_weights_on_the_x86_tables():
     for isa in L.available_isas():
-        if isa != "amx":
-            with L.cpu_isa(isa):
-                assert not L.Projection(*weights(torch.bfloat16, True)).packed, isa
+        with L.cpu_isa(isa):
+            reads = isa in READERS["pairs"]
+            assert L.Projection(*weights(torch.bfloat16, False, k=2048)).packed == reads, isa
+            assert L.Projection(*weights(torch.bfloat16, True, k=4608)).packed == reads, isa
+            assert not L.Projection(*weights(torch.bfloat16, False, k=4608)).packed   # w2's input: stays in rows
+            assert not L.Projection(*weights(torch.float32, True)).packed
+            if reads:
+                assert L.Projection(*weights(torch.bfloat16, True)).weight.layout == ("tiles" if isa == "amx"
+                                                                                      else "pairs")
+
+
+def test_pack_false_never_packs():
     assert not L.Projection(*weights(torch.bfloat16, True), pack=False).packed
 
 
@@ -95,7 +113,7 @@ def test_pack_true_packs_releases_and_keeps_rows():
     assert_equal(L.Projection(w, pack=False).rows(index), w[index], "rows")
     assert (p.in_features, p.out_features, p.dtype, p.device) == (K, N, torch.bfloat16, torch.device("cpu"))
     assert repr(p) == f"Projection(out_features={N}, in_features={K}, gated, packed)"
-    assert repr(L.Projection(w)) == f"Projection(out_features={N}, in_features={K})"
+    assert repr(L.Projection(w, pack=False)) == f"Projection(out_features={N}, in_features={K})"
 
 
 def test_pack_true_packs_where_it_pays_whatever_the_table():

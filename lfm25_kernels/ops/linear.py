@@ -1,6 +1,7 @@
 """linear: y = x . weight^T, or LFM2's SwiGLU silu(x . gate^T) * (x . weight^T) in one pass over both weights
-(docs/DESIGN.md section 3); PackedWeight and pack_weight, its weights in AMX tile order for the amx table
-(section 4), and the custom ops lfm25::linear and lfm25::linear_packed."""
+(docs/DESIGN.md section 3); PackedWeight and pack_weight, its bf16 weights packed once in AMX tile order for the
+amx table or in pairs of inputs for the other x86 tables (section 4); the custom ops lfm25::linear and
+lfm25::linear_packed."""
 from __future__ import annotations
 
 import torch
@@ -12,34 +13,45 @@ from .._launch import DTYPE_CODE, current_isa, launch, set_pointers
 from ..graph import CaptureError
 
 _TILE_ROWS, _TILE_K = 16, 32   # an AMX bf16 tile: 16 rows of 32 columns
+_PAIR_ROWS = 64                # output rows of a block of the pairs layout (linear/pairs.h)
+# layout -> the CPU kernel tables that read it (csrc/cpu/linear/validate.cpp); the others unpack it per call
+READERS = {"tiles": ("amx",), "pairs": ("amx", "avx512_bf16", "avx512", "avx2")}
+_LAYOUT_CODE = {("tiles", False): 1, ("tiles", True): 2, ("pairs", False): 3, ("pairs", True): 4}   # WeightLayout
 
 
-def packed_shape(out_features: int, in_features: int, gated: bool) -> tuple[int, ...]:
-    """The shape of PackedWeight.data for a weight [N, K]: [blocks, chunks of K, 4 tiles, 16, 32], blocks of 64
-    output rows (32 with the gate alongside), both padded to whole tiles."""
-    per_block = 2 * _TILE_ROWS if gated else 4 * _TILE_ROWS
+def packed_shape(out_features: int, in_features: int, gated: bool, layout: str = "tiles") -> tuple[int, ...]:
+    """The shape of PackedWeight.data for a weight [N, K]. "tiles": [blocks, chunks of K, 4 tiles, 16, 32], blocks
+    of 64 output rows (32 with the gate alongside), both padded to whole tiles. "pairs": [blocks, ceil(K / 2),
+    64, 2], blocks of 64 output rows (32 of the weight, then the same 32 of the gate), K padded to even."""
+    per_block = (2 if gated else 4) * _TILE_ROWS
+    if layout == "pairs":
+        return -(-out_features // per_block), -(-in_features // 2), _PAIR_ROWS, 2
     return -(-out_features // per_block), -(-in_features // _TILE_K), 4, _TILE_ROWS, _TILE_K
 
 
-def _check_packed_data(c: Checker, data, out_features, in_features, gated) -> None:
+def _check_packed_data(c: Checker, data, out_features, in_features, gated, layout) -> None:
     """data must be what pack_weight makes for [out_features, in_features]: the kernel reads it all."""
     check_packed_sizes(c, out_features, in_features, gated, minimum=0)
-    shape = packed_shape(out_features, in_features, gated)
+    c.value("layout", layout in READERS, f"one of {tuple(READERS)}", repr(layout))
+    shape = packed_shape(out_features, in_features, gated, layout)
     c.tensor("data", data, dtype=torch.bfloat16, shape=shape, contiguous=True)
-    c.value("data", data.device.type == "cpu", "on the CPU (packed weights are for the amx CPU table)", data.device)
+    c.value("data", data.device.type == "cpu", "on the CPU (packed weights are for the x86 CPU tables)", data.device)
 
 
 class PackedWeight:
-    """linear's weight [N, K] (and its SwiGLU gate), bf16, packed once by pack_weight() for the "amx" CPU kernel
-    table: `data` holds blocks of 4 tiles of 16 rows x 32 columns, a block's tiles of each group of 32 columns
-    contiguous (docs/DESIGN.md section 4). Each block is then read as one stream, and a row's sums run over K in
-    the same order for any number of rows. Pass it to linear() as the weight."""
+    """linear's weight [N, K] (and its SwiGLU gate), bf16, packed once by pack_weight() for the x86 CPU kernel
+    tables (docs/DESIGN.md section 4). layout "tiles", for the amx table: blocks of 4 tiles of 16 rows x 32
+    columns, a block's tiles of each group of 32 columns contiguous. layout "pairs", for the other x86 tables:
+    blocks of 64 rows, for each pair of columns the block's 64 rows' two values side by side. Each block is
+    read as one stream, and a row's sums run over K in the same order for any number of rows. Pass it to
+    linear() as the weight."""
 
-    __slots__ = ("data", "out_features", "in_features", "gated")
+    __slots__ = ("data", "out_features", "in_features", "gated", "layout")
 
-    def __init__(self, data: Tensor, out_features: int, in_features: int, gated: bool):
-        _check_packed_data(Checker("PackedWeight"), data, out_features, in_features, gated)
+    def __init__(self, data: Tensor, out_features: int, in_features: int, gated: bool, layout: str = "tiles"):
+        _check_packed_data(Checker("PackedWeight"), data, out_features, in_features, gated, layout)
         self.data, self.out_features, self.in_features, self.gated = data, out_features, in_features, gated
+        self.layout = layout
 
     @property
     def dtype(self) -> torch.dtype:
@@ -54,24 +66,27 @@ class PackedWeight:
         """[N, K] of the weight (the gate has the same)."""
         return torch.Size((self.out_features, self.in_features))
 
-    def _tiles(self) -> Tensor:
-        """data as [blocks, row tiles, 16, chunks of K, 32] (a view)."""
-        return self.data.permute(0, 2, 3, 1, 4)
+    def _parts(self) -> list[Tensor]:
+        """Views of data as [blocks, rows, column groups, columns per group]: the weight's rows, then (gated) the
+        gate's; row b * rows + r of the part is its row of the weight, zero-padded to whole blocks and groups."""
+        if self.layout == "pairs":
+            v = self.data.permute(0, 2, 1, 3)                # [blocks, 64 rows, pairs, 2]
+        else:
+            v = self.data.permute(0, 2, 3, 1, 4).flatten(1, 2)   # [blocks, 4 x 16 rows, chunks, 32]
+        if not self.gated:
+            return [v]
+        half = v.shape[1] // 2
+        return [v[:, :half], v[:, half:]]
 
     def unpack(self) -> tuple[Tensor, Tensor | None]:
         """(weight, gate_weight or None) as [N, K] tensors (copies)."""
-        t = self._tiles()
-        B, _, _, C, _ = t.shape
         N, K = self.out_features, self.in_features
-        if not self.gated:
-            return t.reshape(B * 4 * _TILE_ROWS, C * _TILE_K)[:N, :K].clone(), None
-        halves = [t[:, h:h + 2].reshape(B * 2 * _TILE_ROWS, C * _TILE_K)[:N, :K].clone() for h in (0, 2)]
-        return halves[0], halves[1]
+        parts = [p.reshape(p.shape[0] * p.shape[1], -1)[:N, :K].clone() for p in self._parts()]
+        return parts[0], parts[1] if self.gated else None
 
     def rows(self, index: Tensor) -> Tensor:
         """weight[index] (the weight's rows, not the gate's): [len(index), K], e.g. the embedding lookup of a
         tied lm_head."""
-        per_block = 2 * _TILE_ROWS if self.gated else 4 * _TILE_ROWS
         c = Checker("PackedWeight.rows")
         c.tensor("index", index, last_contiguous=False)
         if index.dtype.is_floating_point or index.dtype.is_complex or index.dtype == torch.bool:
@@ -80,43 +95,44 @@ class PackedWeight:
         if index.numel() and not (0 <= int(index.min()) and int(index.max()) < self.out_features):
             raise IndexError(f"PackedWeight.rows: index must be in [0, {self.out_features}), got values from "
                              f"{int(index.min())} to {int(index.max())}")
-        t = self._tiles()
-        out = t[index // per_block, (index % per_block) // _TILE_ROWS, index % _TILE_ROWS]   # [n, chunks, 32]
-        return out.flatten(1)[:, :self.in_features]
+        up = self._parts()[0]
+        return up[index // up.shape[1], index % up.shape[1]].flatten(1)[:, :self.in_features]
 
     def __repr__(self) -> str:
         gate = ", gated" if self.gated else ""
-        return f"PackedWeight(out_features={self.out_features}, in_features={self.in_features}{gate})"
+        return (f"PackedWeight(out_features={self.out_features}, in_features={self.in_features}{gate}, "
+                f"layout={self.layout!r})")
 
 
-def pack_weight(weight: Tensor, gate_weight: Tensor | None = None) -> PackedWeight:
+def pack_weight(weight: Tensor, gate_weight: Tensor | None = None, *, layout: str | None = None) -> PackedWeight:
     """Pack a bf16 CPU weight [N, K] (with gate_weight [N, K]: both, for linear(x, packed) to compute
-    silu(x . gate_weight^T) * (x . weight^T)) for the "amx" kernel table. Only that table (Xeon 4th gen and
-    later) reads the packed layout; on the others linear() unpacks it at each call, a copy of the weight: the
-    same result as the weight in rows, slower. Packed, a weight of short rows streams faster than in rows at a
-    decode step's rows, and the kernel keeps up with torch's GEMM for a prefill's (lfm25_kernels.Projection
-    chooses; bench/results/e2e-cpu-xeon-amx.md has the figures). Memory: one copy, zero-padded to 64 rows (32
-    gated) and 32 columns."""
+    silu(x . gate_weight^T) * (x . weight^T)) for the x86 CPU kernel tables: layout "tiles" for the amx table
+    (Xeon 4th gen and later), "pairs" for avx512_bf16, avx512 and avx2; None: the layout of the table in effect
+    ("tiles" on amx, else "pairs"). A table that does not read the layout (READERS) unpacks it at each call, a
+    copy of the weight: the same result as the weight in rows, slower. Packed, a weight of short rows streams
+    faster than in rows at a decode step's rows (lfm25_kernels.Projection chooses where; bench/results has the
+    figures). Memory: one copy, zero-padded to whole blocks (and tiles or pairs of columns)."""
     c = Checker("pack_weight")
     c.tensor("weight", weight, ndim=2, dtype=torch.bfloat16, last_contiguous=False)
-    c.value("weight", weight.device.type == "cpu", "on the CPU (packed weights are for the amx CPU table)",
+    c.value("weight", weight.device.type == "cpu", "on the CPU (packed weights are for the x86 CPU tables)",
             weight.device)
+    if layout is None:
+        layout = "tiles" if current_isa() == "amx" else "pairs"
+    c.value("layout", layout in READERS, f"None or one of {tuple(READERS)}", repr(layout))
     N, K = weight.shape
     if gate_weight is not None:
         c.tensor("gate_weight", gate_weight, ndim=2, dtype=torch.bfloat16, device=weight.device, shape=(N, K),
                  last_contiguous=False)
-    per_block = 2 * _TILE_ROWS if gate_weight is not None else 4 * _TILE_ROWS
-    shape = packed_shape(N, K, gate_weight is not None)
-    blocks, chunks = shape[:2]
+    gated = gate_weight is not None
+    shape = packed_shape(N, K, gated, layout)
     data = torch.empty(shape, dtype=torch.bfloat16)
-    tiles = data.permute(0, 2, 3, 1, 4)   # [blocks, 4, 16, chunks, 32]: row tiles x rows by chunks x columns
-    parts = [weight] if gate_weight is None else [weight, gate_weight]
-    for i, w in enumerate(parts):   # each weight fills 4 / len(parts) row tiles of every block
-        if (blocks * per_block, chunks * _TILE_K) != (N, K):   # zero-padded to whole tiles first
-            w = torch.nn.functional.pad(w, (0, chunks * _TILE_K - K, 0, blocks * per_block - N))
-        n = 4 // len(parts)
-        tiles[:, i * n:(i + 1) * n].copy_(w.reshape(blocks, n, _TILE_ROWS, chunks, _TILE_K))
-    return PackedWeight(data, N, K, gate_weight is not None)
+    packed = PackedWeight(data, N, K, gated, layout)
+    for w, part in zip([weight] if not gated else [weight, gate_weight], packed._parts()):
+        rows, cols = part.shape[0] * part.shape[1], part.shape[2] * part.shape[3]
+        if (rows, cols) != (N, K):   # zero-padded to whole blocks and groups first
+            w = torch.nn.functional.pad(w, (0, cols - K, 0, rows - N))
+        part.copy_(w.reshape(part.shape))
+    return packed
 
 
 def _check(x, weight, gate_weight) -> None:
@@ -159,29 +175,31 @@ def _run(x: Tensor, weight: Tensor, gate_weight: Tensor | None) -> Tensor:
                           gate_row_stride=gate_weight.stride(0) if gate_weight is not None else 0)
 
 
-def _check_packed(x, data, out_features, in_features, gated) -> None:
+def _check_packed(x, data, out_features, in_features, gated, layout) -> None:
     c = Checker("linear")
-    _check_packed_data(c, data, out_features, in_features, gated)
+    _check_packed_data(c, data, out_features, in_features, gated, layout)
     c.tensor("x", x, ndim=tuple(range(1, 9)), dtype=torch.bfloat16, device=data.device)
     c.value("x", x.shape[-1] == in_features, f"of shape [..., {in_features}] (the packed weight's in_features)",
             list(x.shape))
 
 
-def _run_packed(x: Tensor, data: Tensor, out_features: int, in_features: int, gated: bool) -> Tensor:
-    _check_packed(x, data, out_features, in_features, gated)
+def _run_packed(x: Tensor, data: Tensor, out_features: int, in_features: int, gated: bool,
+                layout: str = "tiles") -> Tensor:
+    _check_packed(x, data, out_features, in_features, gated, layout)
     table = current_isa()
-    if table != "amx":
-        # NOTE: only the amx table reads the packed layout; the others get the weight back in rows, a copy per
-        # call, so that a packed weight gives the same result as its rows on every table (slower than rows).
+    if table not in READERS[layout]:
+        # NOTE: the tables that do not read this layout get the weight back in rows, a copy per call, so that a
+        # packed weight gives the same result as its rows on every table (slower than rows).
+        readers = ", ".join(READERS[layout])
         try:
-            weight, gate_weight = PackedWeight(data, out_features, in_features, gated).unpack()
+            weight, gate_weight = PackedWeight(data, out_features, in_features, gated, layout).unpack()
         except CaptureError as e:
-            raise CaptureError(f"linear: a PackedWeight runs packed on the amx CPU table only; on the {table} "
-                               "table it is unpacked by torch ops at each call, which a CpuGraph cannot record "
-                               "(capture on amx, or keep the weight in rows)") from e
+            raise CaptureError(f"linear: a PackedWeight in layout {layout!r} runs packed on the {readers} CPU "
+                               f"tables only; on the {table} table it is unpacked by torch ops at each call, which "
+                               f"a CpuGraph cannot record (capture on one of those, or keep the weight in rows)") from e
         return _run(x, weight, gate_weight)
     y = torch.empty(*x.shape[:-1], out_features, dtype=x.dtype, device=x.device)
-    return _launch_linear(x, y, dict(weight=data), weight_layout=2 if gated else 1)
+    return _launch_linear(x, y, dict(weight=data), weight_layout=_LAYOUT_CODE[layout, gated])
 
 
 _op = torch.library.custom_op("lfm25::linear", _run, mutates_args=())
@@ -195,8 +213,8 @@ def _(x, weight, gate_weight):
 
 
 @_op_packed.register_fake
-def _(x, data, out_features, in_features, gated):
-    _check_packed(x, data, out_features, in_features, gated)
+def _(x, data, out_features, in_features, gated, layout="tiles"):
+    _check_packed(x, data, out_features, in_features, gated, layout)
     return x.new_empty(*x.shape[:-1], out_features)
 
 
@@ -210,16 +228,16 @@ def linear(x: Tensor, weight: Tensor | PackedWeight, *, gate_weight: Tensor | No
     built for the few rows of a decode step (it streams the weights once and is bound by memory bandwidth);
     for hundreds of rows torch's GEMM is faster. On CUDA this is cuBLAS through torch.
     weight may be a PackedWeight (pack_weight(): bf16, its gate packed with it), which streams faster at a
-    decode step's rows on the "amx" table and makes the kernel usable for a prefill's; the other tables unpack
-    it at each call (see pack_weight).
+    decode step's rows on the x86 tables that read its layout and makes the kernel usable for a prefill's; the
+    other tables unpack it at each call (see pack_weight).
     """
     if isinstance(weight, PackedWeight):
         Checker("linear").value("gate_weight", gate_weight is None,
                                 "None with a PackedWeight (pack the gate with the weight)", type(gate_weight).__name__)
         if torch.compiler.is_compiling():
             return torch.ops.lfm25.linear_packed(x, weight.data, weight.out_features, weight.in_features,
-                                                 weight.gated)
-        return _run_packed(x, weight.data, weight.out_features, weight.in_features, weight.gated)
+                                                 weight.gated, weight.layout)
+        return _run_packed(x, weight.data, weight.out_features, weight.in_features, weight.gated, weight.layout)
     if torch.compiler.is_compiling():
         return torch.ops.lfm25.linear(x, weight, gate_weight)
     return _run(x, weight, gate_weight)

@@ -176,8 +176,9 @@ class Lfm2ForCausalLM(nn.Module):
                         quantize: str | None = None) -> "Lfm2ForCausalLM":
         """path: a local checkpoint directory (config.json and model.safetensors, as Hugging Face saves them).
         dtype: torch.float32, torch.float16 or torch.bfloat16 (or "fp32", "fp16", "bf16"); None keeps the
-        checkpoint's. pack_weights: pack the projections for the amx CPU table (lfm25_kernels.Projection); None
-        packs where that pays, True everywhere (other tables unpack them at each call: slower), False never.
+        checkpoint's. pack_weights: pack the bf16 projections for the x86 CPU tables (lfm25_kernels.Projection:
+        AMX tiles on amx, pairs on the others); None packs where that pays, True everywhere (tables that do not
+        read the layout unpack it at each call: slower), False never.
         quantize: "int8" or "q4" quantizes every projection, the lm_head and the embedding at load, a tensor at a
         time, letting go of the checkpoint's pages as it goes (lfm25_kernels.quantize_weight; docs/DESIGN.md
         section 4 has the formats). A checkpoint written by save_quantized() loads as it was saved, without the
@@ -299,7 +300,7 @@ class Lfm2ForCausalLM(nn.Module):
 
     @property
     def packed(self) -> bool:
-        """True when the projections are packed for the amx CPU table."""
+        """True when the projections are packed for an x86 CPU table (lfm25_kernels.pack_weight)."""
         return self.lm_head.packed
 
     def setup_caches(self, max_batch: int, max_seq: int, *, paged: bool = False, block_size: int = 64):

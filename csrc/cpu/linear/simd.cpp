@@ -1,12 +1,15 @@
 // linear for a SIMD ISA S (simd/*.h), compiled once per ISA; the ISA's kernel linear is at the end: the fma
 // tile of the driver in linear/common.h, for the few rows of a decode step.
 //
+// Weights packed in pairs (linear/pairs.h) run FmaPairTile on the ISAs whose load2 splits bf16 pairs (x86).
+//
 // x is converted once to fp32 and packed per row tile (pack_x: zero-padded, columns in the lane order of
 // S::load2, the tile's rows interleaved per vector), so a weight chunk is one load2 (for bf16: one 64-byte
 // load and two bit operations on AVX-512) and x is read sequentially. A tile's MR * NR fp32 accumulators
 // stay in registers and are reduced horizontally once at the end of K.
 #include "kernels.h"
 #include "linear/common.h"
+#include "linear/pairs.h"
 #include "lfm25/static_switch.h"
 #include "simd/isa.h"
 
@@ -83,12 +86,60 @@ struct FmaTile {
   }
 };
 
+// The pairs tile of linear/pairs.h: load2 splits a vector of kLanes rows' pairs into their first and second
+// halves widened to fp32, each multiplied by x's half of the pair broadcast (two roundings per pair, in order).
+template <class S>
+struct FmaPairTile {
+  using X = float;
+  static constexpr int kPairWidth = 2;
+  static constexpr int kVectors = kPairBlockRows / S::kLanes;   // per block
+  // accumulators, x's two broadcasts per row and the two halves of the weights in flight
+  static constexpr int kMaxRows = 4 * (kVectors + 2) + 2 <= S::kRegisters ? 4
+                                : 2 * (kVectors + 2) + 2 <= S::kRegisters ? 2 : 1;
+  static constexpr bool kSplitsPairs =
+      S::template pair_channel<DType::kBF16>(0) == 0 && S::template pair_channel<DType::kBF16>(S::kLanes) == 1;
+
+  static void pack(const uint16_t* x, int64_t K, float* dst) {
+    for (int64_t k = 0; k < (K + 1) / 2 * 2; ++k) dst[k] = k < K ? Storage<DType::kBF16>::load(x[k]) : 0.0f;
+  }
+
+  template <int MR>
+  static void run(const float* x, int64_t stride, const uint16_t* w, int64_t pairs, float* sums) {
+    using F = typename S::F;
+    F acc[MR][kVectors];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+      for (int v = 0; v < kVectors; ++v) acc[i][v] = S::zero();
+    for (int64_t p = 0; p < pairs; ++p, w += 2 * kPairBlockRows) {
+      F x0[MR], x1[MR];
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) x0[i] = S::set1(x[i * stride + 2 * p]), x1[i] = S::set1(x[i * stride + 2 * p + 1]);
+#pragma GCC unroll 8
+      for (int v = 0; v < kVectors; ++v) {
+        F first, second;
+        S::template load2<DType::kBF16>(w + v * 2 * S::kLanes, first, second);
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; ++i) acc[i][v] = S::fma(second, x1[i], S::fma(first, x0[i], acc[i][v]));
+      }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+      for (int v = 0; v < kVectors; ++v) S::storef(sums + i * kPairBlockRows + v * S::kLanes, acc[i][v]);
+  }
+};
+
 }  // namespace
 }  // namespace lfm25::cpu::simd
 
 namespace lfm25::cpu::LFM25_SIMD_ISA {
 
 Status linear(const LinearParams& p) {
+  if constexpr (simd::FmaPairTile<Vec>::kSplitsPairs) {
+    if (p.weight_layout == WeightLayout::kPairs || p.weight_layout == WeightLayout::kPairsGated)
+      return linear_pairs_run<simd::FmaPairTile<Vec>>(p);
+  }
   return LFM25_DTYPE_SWITCH(p.dtype, DT, [&] { return linear_with<simd::FmaTile<Vec, DT>, DT>(p); });
 }
 

@@ -1,5 +1,5 @@
-// validate(table, LinearParams): weights packed by pack_weight (WeightLayout) are read only by the amx table's
-// bf16 kernel; every other table reads [N, K] rows.
+// validate(table, LinearParams): bf16 weights packed by pack_weight (WeightLayout) are read in AMX tiles by the
+// amx table, in pairs by every x86 table (linear/pairs.h); the portable and NEON tables read [N, K] rows.
 #include "kernels.h"
 
 namespace lfm25::cpu {
@@ -7,7 +7,14 @@ namespace lfm25::cpu {
 Check validate([[maybe_unused]] const KernelTable& table, const LinearParams& p) {
   if (p.weight_layout == WeightLayout::kRows) return Status::kOk;
 #if defined(LFM25_CPU_X86_SIMD)
-  if (table.linear == amx::linear && p.dtype == DType::kBF16) return Status::kOk;
+  if (p.dtype != DType::kBF16) return Status::kUnsupportedLayout;
+  if (p.weight_layout == WeightLayout::kAmxTiles || p.weight_layout == WeightLayout::kAmxTilesGated)
+    return table.linear == amx::linear ? Status::kOk : Status::kUnsupportedLayout;
+  if (p.weight_layout == WeightLayout::kPairs || p.weight_layout == WeightLayout::kPairsGated)
+    return table.linear == amx::linear || table.linear == avx512_bf16::linear || table.linear == avx512::linear ||
+                   table.linear == avx2::linear
+               ? Status::kOk
+               : Status::kUnsupportedLayout;
 #endif
   return Status::kUnsupportedLayout;
 }

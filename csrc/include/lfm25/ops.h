@@ -155,6 +155,8 @@ enum class WeightLayout : int32_t {
   kRows = 0,            // weight (and gate_weight) [N, K], rows at their strides
   kAmxTiles = 1,        // bf16 packed by lfm25_kernels.pack_weight for the "amx" table (layout in linear/amx.cpp)
   kAmxTilesGated = 2,   // the same, weight and gate packed together; gate_weight unused
+  kPairs = 3,           // bf16 packed by pack_weight(layout="pairs") for the other x86 tables (linear/pairs.h)
+  kPairsGated = 4,      // the same, weight and gate packed together; gate_weight unused
 };
 
 // linear: y[m, n] = sum_k x[m, k] * weight[n, k] (torch.nn.functional.linear without bias), fp32 accumulation,
