@@ -109,6 +109,23 @@ def test_linear_q_rows_are_independent_of_batching(backend, fmt):
 
 
 @pytest.mark.parametrize("backend", Q_BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_linear_q_rounds_ties_of_x_to_even(backend, dtype):
+    """Groups whose largest magnitude is 127 quantize x * 1.0 exactly, so halves are ties: rounded to even in
+    every kernel's quantization of x (vectorized or not), as in the reference; zeros and a tail group too."""
+    K, N = 70, 33
+    ties = torch.tensor([127.0, 2.5, -3.5, 0.5, -0.5, 1.5, -126.5, 4.5] * 4)
+    x = torch.stack([torch.cat([ties, -ties, ties[:6]]), torch.cat([ties.flip(0), torch.zeros(38)]),
+                     torch.zeros(K)]).to(dtype)
+    for fmt in FORMATS:
+        q = quantized(N, K, fmt, False, 11)
+        got = run(backend, x, q)
+        assert_equal(got, portable(x, q), f"{backend} vs portable ({fmt}, {dtype})")
+        assert_close(got, reference(x, q), f"{backend} vs reference ({fmt}, {dtype})")
+        assert not got[2].any(), "a row of zeros gives zeros"
+
+
+@pytest.mark.parametrize("backend", Q_BACKENDS)
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_linear_q_non_finite_x_makes_its_row_nan(backend, fmt):
     """A NaN or an infinity in a group of x makes that row's outputs NaN (as in the reference) and leaves the

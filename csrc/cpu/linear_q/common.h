@@ -18,6 +18,7 @@
 //   splat(int32) -> I, zero() -> F, scales(const uint16_t* fp16 x kLanes) -> F
 //   fma_scaled(F acc, I sum, F d, float s) -> F     acc + float(sum) * fl(d * s), one rounding: fma
 //   store(float*, F)
+//   quantize_row<DT>(...)              optional: quantize_row's contract and bits, vectorized
 // Each thread takes a contiguous range of tiles (2 blocks: 32 rows, or 16 rows with their gate); for M > MR
 // the range is cut into chunks of about 256 KiB of codes that stay in L2 while every MR-row tile of x passes.
 #pragma once
@@ -90,16 +91,27 @@ void quantize_row(const typename Storage<DT>::T* x, int64_t K, int8_t* codes, fl
   std::memset(codes + groups * kQGroup, 0, Kp - groups * kQGroup);
 }
 
-template <DType DT>
+// The policy's own quantize_row when it has one (Q::quantize_row<DT>, quantize_row's contract and bits: the x86
+// policies of linear_q/x86.h vectorize it), else quantize_row.
+template <class Q, class = void>
+struct HasQuantizeRow : std::false_type {};
+template <class Q>
+struct HasQuantizeRow<Q, std::void_t<decltype(&Q::template quantize_row<DType::kF32>)>> : std::true_type {};
+
+template <class Q, DType DT>
 void quantize_x(const LinearQParams& p, QuantizedX& q) {
   using T = typename Storage<DT>::T;
   const T* x = static_cast<const T*>(p.x);
   const int64_t K = p.in_features, G = q.groups;
   parallel_for(p.rows, p.num_threads, std::max<int64_t>(1, 16384 / std::max<int64_t>(K, 1)),
                [&](int64_t m0, int64_t m1) {
-                 for (int64_t m = m0; m < m1; ++m)
-                   quantize_row<DT>(x + m * p.x_row_stride, K, q.codes + m * q.Kp, q.scale + m * G,
-                                    q.sums + m * G, G, q.Kp);
+                 for (int64_t m = m0; m < m1; ++m) {
+                   const T* xm = x + m * p.x_row_stride;
+                   if constexpr (HasQuantizeRow<Q>::value)
+                     Q::template quantize_row<DT>(xm, K, q.codes + m * q.Kp, q.scale + m * G, q.sums + m * G, G, q.Kp);
+                   else
+                     quantize_row<DT>(xm, K, q.codes + m * q.Kp, q.scale + m * G, q.sums + m * G, G, q.Kp);
+                 }
                });
 }
 
@@ -184,7 +196,7 @@ Status linear_q_run(const LinearQParams& p) {
   using T = typename Storage<DT>::T;
   const int64_t M = p.rows, N = p.out_features;
   QuantizedX xq(M, p.in_features);
-  quantize_x<DT>(p, xq);
+  quantize_x<Q, DT>(p, xq);
   const bool gated = p.gated != 0;
   const int H = gated ? kQBlockRows : 2 * kQBlockRows;   // outputs per tile
   const int64_t tiles = (N + H - 1) / H, groups = xq.groups;
