@@ -244,7 +244,8 @@ class Lfm2ForCausalLM(nn.Module):
     def random(cls, cfg: Lfm2Config | None = None, *, backend: str = "kernels", dtype=torch.bfloat16,
                device="cpu", seed: int = 0, pack_weights: bool | None = None,
                quantize: str | None = None, prefill_chunk: int | None = PREFILL_CHUNK) -> "Lfm2ForCausalLM":
-        """The LFM2.5-350M shapes (or cfg) with random weights, for timing without a download."""
+        """The LFM2.5-350M shapes (or cfg) with random weights, for timing without a download; the keywords as
+        from_pretrained's."""
         from . import loader
 
         cfg, prefill_chunk = cfg or Lfm2Config.lfm25_350m(), _prefill_chunk(prefill_chunk)
