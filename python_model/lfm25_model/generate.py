@@ -25,8 +25,10 @@ def generate(model, prompts: list[list[int]] | list[int] | Tensor, max_new_token
     need = max(len(p) for p in prompts) + max_new_tokens
     c = model.caches
     if c is None or c.max_batch < B or c.max_seq < need:   # reallocated to fit this call, paging kept
-        model.setup_caches(max(B, c.max_batch if c else 0), need,
-                           paged=bool(c and c.paged), block_size=c.block_size if c and c.paged else 64)
+        batch, paged = max(B, c.max_batch if c else 0), bool(c and c.paged)
+        block_size = c.block_size if paged else 64
+        del c   # the old caches are freed before the new ones are allocated
+        model.setup_caches(batch, need, paged=paged, block_size=block_size)
     eos = set([eos_token_id] if isinstance(eos_token_id, int) else eos_token_id or [])
     gen = torch.Generator(device=dev)
     if seed is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Callable
 
 import torch
@@ -21,6 +22,11 @@ from .caches import Caches
 from .config import Lfm2Config
 from .generate import generate
 
+
+# Prompt tokens a prefill runs through all the blocks at a time (Lfm2ForCausalLM.prefill_chunk): a layer's
+# activations are then those of this many tokens, not of the whole prompt batch, and the projections still
+# get enough rows to run at their full rate (llama.cpp's n_ubatch bounds its batches the same way).
+PREFILL_CHUNK = 256
 
 _DTYPE_NAMES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
                 "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
@@ -36,6 +42,16 @@ def _dtype(dtype) -> torch.dtype | None:
         raise TypeError(f"Lfm2ForCausalLM: dtype must be torch.float32, torch.float16, torch.bfloat16 or None, got "
                         f"{dtype!r}")
     return dtype
+
+
+def _prefill_chunk(value) -> int | None:
+    """A prefill_chunk checked, 0 read as None."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise TypeError(f"Lfm2ForCausalLM: prefill_chunk must be None or an int, got {type(value).__name__}")
+    if value is not None and value < 0:
+        raise ValueError(f"Lfm2ForCausalLM: prefill_chunk must be None or an int >= 0 (0 or None: no chunking), got "
+                         f"{value}")
+    return value or None
 
 
 def _check_checkpoint_dir(path) -> None:
@@ -62,8 +78,9 @@ def _ops(backend: str):
 
 @dataclass
 class Step:
-    """What the mixers of one forward read: N tokens of S sequences. A prefill packs whole new sequences
-    (cu_seqlens, lens); a decode step has one token per sequence (cu_seqlens None)."""
+    """What the mixers of one forward read: N tokens of S sequences. A piece of a prefill packs consecutive
+    tokens of each sequence (cu_seqlens, lens), from position starts[i] on; a decode step has one token per
+    sequence (cu_seqlens None)."""
     caches: Caches
     rows: Tensor                        # [S] int32: each sequence's conv state and block-table row
     positions: Tensor                   # [N] int32
@@ -71,8 +88,9 @@ class Step:
     seq_lens: Tensor | None = None      # [S] int32: cached tokens after a decode step
     block_tables: Tensor | None = None  # [S, max_blocks] int32 (decode)
     cu_seqlens: Tensor | None = None    # [S + 1] int32 (prefill)
-    lens: list[int] | None = None       # tokens of each sequence (prefill)
-    fresh: Tensor | None = None         # [S] bool, all false: prefill sequences start without a conv state
+    lens: list[int] | None = None       # tokens of each sequence in this piece (prefill)
+    starts: list[int] | None = None     # position of each sequence's first token in this piece (prefill)
+    continued: Tensor | None = None     # [S] bool, starts[i] > 0: the conv state carries over from a piece before
 
 
 class FeedForward(nn.Module):
@@ -96,7 +114,7 @@ class ShortConv(nn.Module):
             y = self.ops.short_conv_update(bcx, self.weight, state, state_indices=step.rows)
         else:
             y = self.ops.short_conv(bcx, self.weight, state, cu_seqlens=step.cu_seqlens, state_indices=step.rows,
-                                    has_initial_state=step.fresh)
+                                    has_initial_state=step.continued)
         return self.out_proj(y)
 
 
@@ -123,15 +141,21 @@ class Attention(nn.Module):
 
 
 def _causal_attention(q: Tensor, k_cache: Tensor, v_cache: Tensor, step: Step) -> Tensor:
-    """Causal attention within each sequence of a prefill, its keys read back from the cache: [N, Hq * d]."""
+    """Causal attention within each sequence of a prefill piece, its keys (those of the earlier pieces too) read
+    back from the cache: [N, Hq * d]."""
     out = torch.empty(q.shape[0], q.shape[1] * q.shape[2], dtype=q.dtype, device=q.device)
     keys, values = k_cache.view(-1, *k_cache.shape[2:]), v_cache.view(-1, *v_cache.shape[2:])
     start = 0
-    for T in step.lens:
-        slots = step.slots[start:start + T].long()
+    for i, (T, s0) in enumerate(zip(step.lens, step.starts)):
+        if s0 == 0:
+            slots, mask = step.slots[start:start + T], None
+        else:   # the queries are the last T of s0 + T keys: causal aligned bottom-right
+            slots = step.caches.slots(step.rows[i].expand(s0 + T), torch.arange(s0 + T, device=q.device))
+            mask = torch.ones(T, s0 + T, dtype=torch.bool, device=q.device).tril(s0)
+        slots = slots.long()
         o = F.scaled_dot_product_attention(q[start:start + T].transpose(0, 1)[None],
                                            keys[slots].transpose(0, 1)[None], values[slots].transpose(0, 1)[None],
-                                           is_causal=True, enable_gqa=True)
+                                           attn_mask=mask, is_causal=mask is None, enable_gqa=True)
         out[start:start + T] = o[0].transpose(0, 1).reshape(T, -1)
         start += T
     return out
@@ -168,12 +192,23 @@ class Lfm2ForCausalLM(nn.Module):
         self.quantized: str | None = None   # the weights' format, set by _build
         self.named_weights: dict = {}       # checkpoint name -> projection or tensor, set by _build
         self.source: str | None = None      # the checkpoint's directory
+        self.prefill_chunk = PREFILL_CHUNK
+
+    @property
+    def prefill_chunk(self) -> int | None:
+        """The most tokens a prefill runs through the blocks at a time (None: the whole prompt batch at once)."""
+        return self._prefill_chunk
+
+    @prefill_chunk.setter
+    def prefill_chunk(self, value: int | None) -> None:
+        self._prefill_chunk = _prefill_chunk(value)
 
     # ---- loading -----------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path: str, *, backend: str = "kernels", dtype: torch.dtype | None = None,
                         device: str | torch.device = "cpu", pack_weights: bool | None = None,
-                        quantize: str | None = None) -> "Lfm2ForCausalLM":
+                        quantize: str | None = None,
+                        prefill_chunk: int | None = PREFILL_CHUNK) -> "Lfm2ForCausalLM":
         """path: a local checkpoint directory (config.json and model.safetensors, as Hugging Face saves them).
         dtype: torch.float32, torch.float16 or torch.bfloat16 (or "fp32", "fp16", "bf16"); None keeps the
         checkpoint's. pack_weights: pack the bf16 projections for the x86 CPU tables (lfm25_kernels.Projection:
@@ -182,11 +217,13 @@ class Lfm2ForCausalLM(nn.Module):
         quantize: "int8" or "q4" quantizes every projection, the lm_head and the embedding at load, a tensor at a
         time, letting go of the checkpoint's pages as it goes (lfm25_kernels.quantize_weight; docs/DESIGN.md
         section 4 has the formats). A checkpoint written by save_quantized() loads as it was saved, without the
-        original (quantize: None or its format)."""
+        original (quantize: None or its format). prefill_chunk: the most prompt tokens a prefill runs through
+        the blocks at a time, which bounds its activations' memory (None or 0: all at once); the logits are the
+        same either way, up to the rounding of attention's sums."""
         from . import loader
 
         _check_checkpoint_dir(path)
-        dtype = _dtype(dtype)
+        dtype, prefill_chunk = _dtype(dtype), _prefill_chunk(prefill_chunk)
         cfg = Lfm2Config.from_pretrained(path)
         saved = loader.quantized_format(path)
         if saved is not None:
@@ -201,19 +238,22 @@ class Lfm2ForCausalLM(nn.Module):
             model = cls._build(cfg, raw, backend, dtype, torch.device(device), pack_weights, quantize,
                                loader.release_pages)
         loader.release_heap()
-        model.source = path
+        model.source, model.prefill_chunk = path, prefill_chunk
         return model
 
     @classmethod
     def random(cls, cfg: Lfm2Config | None = None, *, backend: str = "kernels", dtype=torch.bfloat16,
                device="cpu", seed: int = 0, pack_weights: bool | None = None,
-               quantize: str | None = None) -> "Lfm2ForCausalLM":
-        """The LFM2.5-350M shapes (or cfg) with random weights, for timing without a download."""
+               quantize: str | None = None, prefill_chunk: int | None = PREFILL_CHUNK) -> "Lfm2ForCausalLM":
+        """The LFM2.5-350M shapes (or cfg) with random weights, for timing without a download; the keywords as
+        from_pretrained's."""
         from . import loader
 
-        cfg = cfg or Lfm2Config.lfm25_350m()
-        return cls._build(cfg, loader.random_weights(cfg, seed), backend, _dtype(dtype), torch.device(device),
-                          pack_weights, quantize)
+        cfg, prefill_chunk = cfg or Lfm2Config.lfm25_350m(), _prefill_chunk(prefill_chunk)
+        model = cls._build(cfg, loader.random_weights(cfg, seed), backend, _dtype(dtype), torch.device(device),
+                           pack_weights, quantize)
+        model.prefill_chunk = prefill_chunk
+        return model
 
     @classmethod
     def _build(cls, cfg: Lfm2Config, raw, backend: str, dtype, device: torch.device, pack_weights: bool | None,
@@ -305,8 +345,9 @@ class Lfm2ForCausalLM(nn.Module):
 
     def setup_caches(self, max_batch: int, max_seq: int, *, paged: bool = False, block_size: int = 64):
         """Allocate the conv states and KV caches once for up to max_batch sequences of max_seq tokens."""
-        self.caches = Caches(self.config, max_batch, max_seq, self.dtype, self.device, paged, block_size)
         self._decode_step.reset()   # the captured steps point into the old caches
+        self.caches = None          # freed before the new ones are allocated: never both in memory
+        self.caches = Caches(self.config, max_batch, max_seq, self.dtype, self.device, paged, block_size)
 
     def decode_graphs(self) -> dict[int, CpuGraph]:
         """Batch size -> the captured graph of the decode step (CpuGraph.profile times each launch)."""
@@ -328,18 +369,34 @@ class Lfm2ForCausalLM(nn.Module):
         return self.ops.rms_norm(x, self.norm, self.config.norm_eps, residual=residual)[0]
 
     def _prefill(self, tokens: Tensor, lens: list[int], rows: Tensor, last_only: bool) -> Tensor:
-        """Packed prefill of len(lens) new sequences (cache rows `rows`) from position 0. Returns the logits of
-        each sequence's last token [S, V], or of every token [N, V]."""
-        dev = tokens.device
-        cu = torch.tensor([0] + torch.tensor(lens).cumsum(0).tolist(), dtype=torch.int32, device=dev)
+        """Packed prefill of len(lens) new sequences (cache rows `rows`) from position 0, through all the blocks
+        a piece of at most prefill_chunk tokens at a time (a piece may end inside a sequence and begin the
+        next). Returns the logits of each sequence's last token [S, V], or of every token [N, V]."""
+        dev, N = tokens.device, tokens.numel()
+        firsts = [0, *accumulate(lens)][:-1]   # each sequence's first token in the packed stream
         seq_of = torch.repeat_interleave(torch.arange(len(lens), device=dev), torch.tensor(lens, device=dev))
-        positions = (torch.arange(tokens.numel(), device=dev) - cu[:-1].long()[seq_of]).to(torch.int32)
-        step = Step(self.caches, rows, positions, self.caches.slots(rows[seq_of], positions), cu_seqlens=cu,
-                    lens=lens, fresh=torch.zeros(len(lens), dtype=torch.bool, device=dev))
-        n = self._blocks(self._embed(tokens), step)
-        if last_only:
-            n = n[(cu[1:] - 1).long()]
-        return self.lm_head(n)
+        positions = (torch.arange(N, device=dev) - torch.tensor(firsts, device=dev)[seq_of]).to(torch.int32)
+        slots = self.caches.slots(rows[seq_of], positions)
+        chunk = self.prefill_chunk or N
+        last, logits = [], None
+        for a in range(0, N, chunk):
+            b = min(a + chunk, N)
+            seqs = [i for i, f in enumerate(firsts) if f < b and f + lens[i] > a]   # those with tokens in [a, b)
+            starts = [max(a - firsts[i], 0) for i in seqs]
+            counts = [min(b, firsts[i] + lens[i]) - firsts[i] - s for i, s in zip(seqs, starts)]
+            step = Step(self.caches, rows[seqs[0]:seqs[-1] + 1], positions[a:b], slots[a:b],
+                        cu_seqlens=torch.tensor([0, *accumulate(counts)], dtype=torch.int32, device=dev),
+                        lens=counts, starts=starts,
+                        continued=torch.tensor([s > 0 for s in starts], dtype=torch.bool, device=dev))
+            n = self._blocks(self._embed(tokens[a:b]), step)
+            if last_only:   # the hidden rows of the sequences that end in this piece
+                last.append(n[[firsts[i] + lens[i] - 1 - a for i in seqs if firsts[i] + lens[i] <= b]])
+                continue
+            piece = self.lm_head(n)
+            if logits is None:
+                logits = piece.new_empty(N, piece.shape[1])
+            logits[a:b] = piece
+        return self.lm_head(torch.cat(last)) if last_only else logits
 
     def _decode(self, tokens: Tensor, rows: Tensor, positions: Tensor, block_tables: Tensor) -> Tensor:
         """One token for each sequence in cache rows `rows` at `positions`: logits [B, V]. Where the step is
