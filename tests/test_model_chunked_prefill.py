@@ -20,9 +20,9 @@ from test_quantized_model import rel_err  # noqa: E402
 LENS = [7, 1, 19, 4]        # 31 tokens: one prompt of a single token, one longer than several pieces
 CHUNKS = [1, 3, 5, 8, 64]   # a token at a time, shorter than the conv state (K - 1 = 3), odd, even, all at once
 
-# Bounds on the relative RMS difference of the chunked prefill from the whole one. Only attention sums in
-# another order (a piece's queries against the cached keys of the earlier pieces, masked), a few ulps of the
-# dtype, carried through the layers after it. With quantized weights, such a difference can move an activation
+# Bounds on the relative RMS difference of the chunked prefill from the whole one. Attention sums in another
+# order (a piece's queries against the cached keys of the earlier pieces, masked), and so may torch's GEMM,
+# which unquantized projections of many rows run: a few ulps of the dtype, carried through the layers after. With quantized weights, such a difference can move an activation
 # across a rounding boundary of its int8 code (1/127 of its group's amax).
 BOUND = {torch.float32: 1e-5, torch.bfloat16: 3e-2, "quantized": 2e-2}
 

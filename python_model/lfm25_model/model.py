@@ -219,7 +219,7 @@ class Lfm2ForCausalLM(nn.Module):
         section 4 has the formats). A checkpoint written by save_quantized() loads as it was saved, without the
         original (quantize: None or its format). prefill_chunk: the most prompt tokens a prefill runs through
         the blocks at a time, which bounds its activations' memory (None or 0: all at once); the logits are the
-        same either way, up to the rounding of attention's sums."""
+        same either way, up to rounding (attention's sums, and torch's GEMM for unquantized weights)."""
         from . import loader
 
         _check_checkpoint_dir(path)
