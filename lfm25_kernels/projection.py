@@ -26,7 +26,9 @@ _OWN_MAX_ROWS_OTHER = 16
 # it reads each packed block once per tile of rows, ahead of unpacking plus torch's GEMM for a few hundred rows
 # and not for longer ones, where the copy of the weight per call and oneDNN's blocking win. A weight packed with
 # its gate always runs our GEMM: one pass over both weights keeps up with torch's two GEMMs and needs no copy.
-# A weight packed in pairs (the x86 tables without AMX) is unpacked for torch's GEMM past those rows.
+# A weight packed in pairs (the x86 tables without AMX) runs our kernel at any rows: its tiles of 4 rows of x
+# keep up with torch's GEMM on the weight in rows at a prefill's chunk of rows, where unpacking costs a copy
+# of the weight per call.
 _PACKED_GEMM_MAX_ROWS = 512
 # pack=None packs an ungated weight only for inputs this short: LFM2's hidden sizes (1024 to 2048), not its
 # FFN widths (4608 and up, w2's input). A weight in rows is read as N streams of K elements; short rows
@@ -89,7 +91,7 @@ class Projection:
             return linear(x, self._weight, gate_weight=self._gate)   # on CUDA: torch's, through linear
         w, gate = self._weight, self._gate
         if isinstance(w, PackedWeight):
-            if w.layout == "tiles" and (w.gated or rows <= _PACKED_GEMM_MAX_ROWS):
+            if w.layout == "pairs" or w.gated or rows <= _PACKED_GEMM_MAX_ROWS:
                 return linear(x, w)
             w, gate = w.unpack()
         if gate is None:

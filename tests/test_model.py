@@ -129,9 +129,9 @@ def test_packed_bf16_model_equals_the_model_on_rows(tmp_path, name):
                     reason="the pairs layout runs on the x86 tables")
 @pytest.mark.parametrize("name", ["h160-g5-k4", "h256-g4-k4"])
 def test_bf16_model_packed_in_pairs_is_close_to_the_model_on_rows(tmp_path, name):
-    """bf16 on the x86 tables without AMX packs the projections in pairs by default: our kernel up to 64 tokens
-    per call, summing in another order than on rows, and torch's GEMM on the unpacked weights past that (as on
-    rows). Against the fp32 model, the packed model's logits are as accurate as the model's on rows."""
+    """bf16 on the x86 tables without AMX packs the projections in pairs by default: our kernel at any tokens per
+    call, summing in another order than on rows (our kernel up to 64 tokens, torch's GEMM past that). Against
+    the fp32 model, the packed model's logits are as accurate as the model's on rows."""
     _, path = make_checkpoint(tmp_path, name, seed=2)
     fp32 = Lfm2ForCausalLM.from_pretrained(path, dtype=torch.float32, backend="reference")
     isa = next(t for t in ("avx512_bf16", "avx512", "avx2") if t in lfm25_kernels.available_isas())
