@@ -79,8 +79,8 @@ def _ops(backend: str):
 @dataclass
 class Step:
     """What the mixers of one forward read: N tokens of S sequences. A piece of a prefill packs consecutive
-    tokens of each sequence (cu_seqlens, lens), from position starts[i] on; a decode step has one token per
-    sequence (cu_seqlens None)."""
+    tokens of each sequence (cu_seqlens, lens), with the keys each attends to (keys); a decode step has one
+    token per sequence (cu_seqlens None)."""
     caches: Caches
     rows: Tensor                        # [S] int32: each sequence's conv state and block-table row
     positions: Tensor                   # [N] int32
@@ -89,8 +89,10 @@ class Step:
     block_tables: Tensor | None = None  # [S, max_blocks] int32 (decode)
     cu_seqlens: Tensor | None = None    # [S + 1] int32 (prefill)
     lens: list[int] | None = None       # tokens of each sequence in this piece (prefill)
-    starts: list[int] | None = None     # position of each sequence's first token in this piece (prefill)
-    continued: Tensor | None = None     # [S] bool, starts[i] > 0: the conv state carries over from a piece before
+    # (prefill) per sequence: the cache slots of its keys, positions 0 to the piece's last (int64), and None
+    # where the piece starts the sequence (causal), else the [T, keys] mask of the piece's T queries
+    keys: list[tuple[Tensor, Tensor | None]] | None = None
+    continued: Tensor | None = None     # [S] bool: the conv state carries over from a piece before
 
 
 class FeedForward(nn.Module):
@@ -146,13 +148,7 @@ def _causal_attention(q: Tensor, k_cache: Tensor, v_cache: Tensor, step: Step) -
     out = torch.empty(q.shape[0], q.shape[1] * q.shape[2], dtype=q.dtype, device=q.device)
     keys, values = k_cache.view(-1, *k_cache.shape[2:]), v_cache.view(-1, *v_cache.shape[2:])
     start = 0
-    for i, (T, s0) in enumerate(zip(step.lens, step.starts)):
-        if s0 == 0:
-            slots, mask = step.slots[start:start + T], None
-        else:   # the queries are the last T of s0 + T keys: causal aligned bottom-right
-            slots = step.caches.slots(step.rows[i].expand(s0 + T), torch.arange(s0 + T, device=q.device))
-            mask = torch.ones(T, s0 + T, dtype=torch.bool, device=q.device).tril(s0)
-        slots = slots.long()
+    for T, (slots, mask) in zip(step.lens, step.keys):
         o = F.scaled_dot_product_attention(q[start:start + T].transpose(0, 1)[None],
                                            keys[slots].transpose(0, 1)[None], values[slots].transpose(0, 1)[None],
                                            attn_mask=mask, is_causal=mask is None, enable_gqa=True)
@@ -384,9 +380,14 @@ class Lfm2ForCausalLM(nn.Module):
             seqs = [i for i, f in enumerate(firsts) if f < b and f + lens[i] > a]   # those with tokens in [a, b)
             starts = [max(a - firsts[i], 0) for i in seqs]
             counts = [min(b, firsts[i] + lens[i]) - firsts[i] - s for i, s in zip(seqs, starts)]
+            # keys once per piece for every attention layer; a piece's queries are the last T of their keys:
+            # causal aligned bottom-right
+            keys = [(slots[firsts[i]:firsts[i] + s + T].long(),
+                     None if s == 0 else torch.ones(T, s + T, dtype=torch.bool, device=dev).tril(s))
+                    for i, s, T in zip(seqs, starts, counts)]
             step = Step(self.caches, rows[seqs[0]:seqs[-1] + 1], positions[a:b], slots[a:b],
                         cu_seqlens=torch.tensor([0, *accumulate(counts)], dtype=torch.int32, device=dev),
-                        lens=counts, starts=starts,
+                        lens=counts, keys=keys,
                         continued=torch.tensor([s > 0 for s in starts], dtype=torch.bool, device=dev))
             n = self._blocks(self._embed(tokens[a:b]), step)
             if last_only:   # the hidden rows of the sequences that end in this piece
