@@ -18,7 +18,7 @@
 //   splat(int32) -> I, zero() -> F, scales(const uint16_t* fp16 x kLanes) -> F
 //   fma_scaled(F acc, I sum, F d, float s) -> F     acc + float(sum) * fl(d * s), one rounding: fma
 //   store(float*, F)
-//   quantize_row<DT>(...)              optional: quantize_row's contract and bits, vectorized
+//   XGroup                             optional: quantize_row's group in vectors (see ScalarGroup)
 // Each thread takes a contiguous range of tiles (2 blocks: 32 rows, or 16 rows with their gate); for M > MR
 // the range is cut into chunks of about 256 KiB of codes that stay in L2 while every MR-row tile of x passes.
 #pragma once
@@ -62,41 +62,63 @@ struct QuantizedX {
   const int8_t* row(int64_t m) const { return codes + m * Kp; }
 };
 
-template <DType DT>
+// A group of 32 inputs of x widened to fp32, for quantize_row: in plain C++ (portable, NEON), or in vectors (the
+// x86 policies' XGroup, linear_q/x86.h). Each step is one IEEE operation (|x| compared as bits, x * inv, the
+// rounding to nearest even), so every XGroup gives the same codes.
+//   V                                  the group's 32 values
+//   load<DT>(x, n) -> V                n <= 32 inputs, zero past n
+//   amax_bits(V) -> uint32_t           the largest |x| as bits: ordered as the floats, >= inf's for inf and NaN
+//   codes(V, inv, int8_t* c) -> int32  c[j] = round-half-even(x[j] * inv), and their sum
+struct ScalarGroup {
+  struct V {
+    float v[kQGroup];
+  };
+  template <DType DT>
+  static V load(const typename Storage<DT>::T* x, int64_t n) {
+    V g;
+    for (int j = 0; j < kQGroup; ++j) g.v[j] = j < n ? Storage<DT>::load(x[j]) : 0.0f;
+    return g;
+  }
+  static uint32_t amax_bits(const V& g) {
+    uint32_t bits = 0;
+    for (float v : g.v) bits = std::max(bits, f32_to_bits(v) & 0x7fffffffu);
+    return bits;
+  }
+  static int32_t codes(const V& g, float inv, int8_t* c) {
+    int32_t total = 0;
+    for (int j = 0; j < kQGroup; ++j) total += c[j] = int8_t(std::nearbyint(g.v[j] * inv));
+    return total;
+  }
+};
+
+template <class XG, DType DT>
 void quantize_row(const typename Storage<DT>::T* x, int64_t K, int8_t* codes, float* scale, int32_t* sums,
                   int64_t groups, int64_t Kp) {
-  float v[kQGroup];
   for (int64_t g = 0; g < groups; ++g) {
-    const int64_t k0 = g * kQGroup, n = std::min<int64_t>(kQGroup, K - k0);
-    uint32_t amax_bits = 0;   // |v| as bits: ordered as the floats, and >= the bits of inf for inf and NaN
-    for (int j = 0; j < kQGroup; ++j) {
-      v[j] = j < n ? Storage<DT>::load(x[k0 + j]) : 0.0f;
-      amax_bits = std::max(amax_bits, f32_to_bits(v[j]) & 0x7fffffffu);
+    const int64_t k0 = g * kQGroup;
+    const typename XG::V v = XG::template load<DT>(x + k0, std::min<int64_t>(kQGroup, K - k0));
+    const uint32_t amax_bits = XG::amax_bits(v);
+    if (amax_bits >= 0x7f800000u) {   // a NaN or an infinity
+      std::memset(codes + k0, 0, kQGroup);
+      scale[g] = NAN, sums[g] = 0;
+      continue;
     }
-    int8_t* c = codes + k0;
-    int32_t total = 0;
-    if (amax_bits >= 0x7f800000u) {
-      std::memset(c, 0, kQGroup);
-      scale[g] = NAN;
-    } else {
-      const float amax = bits_to_f32(amax_bits), inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-      for (int j = 0; j < kQGroup; ++j) {
-        c[j] = int8_t(std::nearbyint(v[j] * inv));
-        total += c[j];
-      }
-      scale[g] = amax / 127.0f;
-    }
-    sums[g] = total;
+    const float amax = bits_to_f32(amax_bits);
+    sums[g] = XG::codes(v, amax > 0.0f ? 127.0f / amax : 0.0f, codes + k0);
+    scale[g] = amax / 127.0f;
   }
   std::memset(codes + groups * kQGroup, 0, Kp - groups * kQGroup);
 }
 
-// The policy's own quantize_row when it has one (Q::quantize_row<DT>, quantize_row's contract and bits: the x86
-// policies of linear_q/x86.h vectorize it), else quantize_row.
+// The policy's XGroup when it has one, else ScalarGroup.
 template <class Q, class = void>
-struct HasQuantizeRow : std::false_type {};
+struct XGroupOf {
+  using type = ScalarGroup;
+};
 template <class Q>
-struct HasQuantizeRow<Q, std::void_t<decltype(&Q::template quantize_row<DType::kF32>)>> : std::true_type {};
+struct XGroupOf<Q, std::void_t<typename Q::XGroup>> {
+  using type = typename Q::XGroup;
+};
 
 template <class Q, DType DT>
 void quantize_x(const LinearQParams& p, QuantizedX& q) {
@@ -105,13 +127,9 @@ void quantize_x(const LinearQParams& p, QuantizedX& q) {
   const int64_t K = p.in_features, G = q.groups;
   parallel_for(p.rows, p.num_threads, std::max<int64_t>(1, 16384 / std::max<int64_t>(K, 1)),
                [&](int64_t m0, int64_t m1) {
-                 for (int64_t m = m0; m < m1; ++m) {
-                   const T* xm = x + m * p.x_row_stride;
-                   if constexpr (HasQuantizeRow<Q>::value)
-                     Q::template quantize_row<DT>(xm, K, q.codes + m * q.Kp, q.scale + m * G, q.sums + m * G, G, q.Kp);
-                   else
-                     quantize_row<DT>(xm, K, q.codes + m * q.Kp, q.scale + m * G, q.sums + m * G, G, q.Kp);
-                 }
+                 for (int64_t m = m0; m < m1; ++m)
+                   quantize_row<typename XGroupOf<Q>::type, DT>(x + m * p.x_row_stride, K, q.codes + m * q.Kp,
+                                                                q.scale + m * G, q.sums + m * G, G, q.Kp);
                });
 }
 
