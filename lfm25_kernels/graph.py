@@ -55,8 +55,8 @@ class _OnlyKernels(TorchDispatchMode):
     @classmethod
     def _should_skip_dynamo(cls) -> bool:
         # NOTE: otherwise TorchDispatchMode wraps __torch_dispatch__ in torch._dynamo.disable, whose first call
-        # imports torch._dynamo (and sympy, torch.distributed, ...): about 65 MiB resident and a second and a
-        # half in every process that captures a decode step. This mode only checks ops; nothing compiles it.
+        # imports torch._dynamo (and sympy, torch.distributed, ...) into every process that captures a decode
+        # step, for its memory and import time. This mode only checks ops; nothing compiles it.
         return False
 
     def __init__(self):

@@ -270,7 +270,7 @@ def test_filled_allocations_inside_a_capture():
 
 def test_capture_does_not_import_torch_compile_machinery():
     # A TorchDispatchMode wraps its __torch_dispatch__ in torch._dynamo.disable by default, whose first call
-    # imports torch._dynamo (about 65 MiB resident): the capture's op check must not pay that in a generate
+    # imports torch._dynamo and all it needs: the capture's op check must not pay that in a generate
     # process that never compiles.
     import subprocess
     import sys
