@@ -1,7 +1,8 @@
 """Projection: a layer's weight (and its SwiGLU gate) and the path its product takes for a call's number of rows
 on this machine: lfm25_kernels.linear on [N, K] rows or on a PackedWeight, torch's GEMM, or linear_q on a
-QuantizedWeight for any number of rows (docs/DESIGN.md section 2). The model says which weights it has; this module alone says which kernel runs them. The figures
-behind each threshold are in bench/results/e2e-cpu-xeon-amx.md and the commits it cites."""
+QuantizedWeight for any number of rows (docs/DESIGN.md section 2). The model says which weights it has; this
+module alone says which kernel runs them. The figures behind each threshold are in bench/results (e2e-*.md)
+and the commits they cite."""
 from __future__ import annotations
 
 import math
@@ -44,8 +45,8 @@ class Projection:
     weight, gate_weight: [N, K]. pack: pack the weight (with its gate) by pack_weight, in the layout of the
     table in effect (AMX tiles on amx, pairs on the other x86 tables), where that pays (gated, or with an input
     of a hidden size): None where the table in effect reads a packed layout and the weight is bf16 on the CPU;
-    True whatever the table in effect now (ValueError unless bf16 on the CPU); False never. quantize: "int8" or "q4" quantizes the weight (with its gate) by quantize_weight, and every call runs
-    linear_q; a QuantizedWeight may also be given as weight. release(t) is called on each tensor a packed or
+    True whatever the table in effect now (ValueError unless bf16 on the CPU); False never. quantize: "int8" or
+    "q4" quantizes the weight (with its gate) by quantize_weight, and every call runs linear_q; a QuantizedWeight may also be given as weight. release(t) is called on each tensor a packed or
     quantized copy replaces (a loader lets go of the file's pages)."""
 
     __slots__ = ("_weight", "_gate")

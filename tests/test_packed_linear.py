@@ -126,7 +126,8 @@ def test_packed_linear_errors(layout):
         p.rows(torch.tensor([3, 20]))                     # a padding row of the last block is not a row
     with pytest.raises(IndexError, match=r"\[0, 20\)"):
         p.rows(torch.tensor([-1]))
-    with pytest.raises(ValueError, match=r"pack_weight: layout must be None or one of \('tiles', 'pairs'\), got 'rows'"):
+    with pytest.raises(ValueError,
+                       match=r"pack_weight: layout must be None or one of \('tiles', 'pairs'\), got 'rows'"):
         L.pack_weight(w, layout="rows")
     with pytest.raises(ValueError, match=r"PackedWeight: layout must be one of \('tiles', 'pairs'\), got 'rows'"):
         L.PackedWeight(p.data, 20, 64, True, "rows")

@@ -403,8 +403,7 @@ bool usable() {
 // a row's result must not depend on how many rows share the call (a decode step's tokens would then depend on
 // the other sequences of the batch). Weights packed in pairs run avx512_bf16's pairs kernel.
 Status linear(const LinearParams& p) {
-  const bool pairs = p.weight_layout == WeightLayout::kPairs || p.weight_layout == WeightLayout::kPairsGated;
-  if (p.dtype == DType::kBF16 && !pairs) return run(p);
+  if (p.dtype == DType::kBF16 && !in_pairs(p.weight_layout)) return run(p);
   return avx512_bf16::linear(p);
 }
 

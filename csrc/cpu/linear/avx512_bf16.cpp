@@ -105,8 +105,7 @@ struct Bf16PairTile {
 }  // namespace
 
 Status linear(const LinearParams& p) {
-  if (p.weight_layout == WeightLayout::kPairs || p.weight_layout == WeightLayout::kPairsGated)
-    return linear_pairs_run<Bf16PairTile>(p);
+  if (in_pairs(p.weight_layout)) return linear_pairs_run<Bf16PairTile>(p);
   if (p.dtype == DType::kBF16) return linear_with<Bf16DotTile, DType::kBF16>(p);
   return avx512::linear(p);
 }

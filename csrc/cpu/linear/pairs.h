@@ -36,8 +36,9 @@ Status linear_pairs_run(const LinearParams& p) {
   const int64_t M = p.rows, K = p.in_features, N = p.out_features, pairs = (K + 1) / 2;
   const int64_t stride = pairs * Tile::kPairWidth;
   Scratch<X> xs(M * stride);
+  const T* x = static_cast<const T*>(p.x);
   parallel_for(M, p.num_threads, std::max<int64_t>(1, 16384 / std::max<int64_t>(K, 1)), [&](int64_t m0, int64_t m1) {
-    for (int64_t m = m0; m < m1; ++m) Tile::pack(static_cast<const T*>(p.x) + m * p.x_row_stride, K, xs.data() + m * stride);
+    for (int64_t m = m0; m < m1; ++m) Tile::pack(x + m * p.x_row_stride, K, xs.data() + m * stride);
   });
   const bool gated = p.weight_layout == WeightLayout::kPairsGated;
   const int H = gated ? kPairBlockRows / 2 : kPairBlockRows;   // outputs per block

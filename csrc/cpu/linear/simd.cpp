@@ -137,8 +137,7 @@ namespace lfm25::cpu::LFM25_SIMD_ISA {
 
 Status linear(const LinearParams& p) {
   if constexpr (simd::FmaPairTile<Vec>::kSplitsPairs) {
-    if (p.weight_layout == WeightLayout::kPairs || p.weight_layout == WeightLayout::kPairsGated)
-      return linear_pairs_run<simd::FmaPairTile<Vec>>(p);
+    if (in_pairs(p.weight_layout)) return linear_pairs_run<simd::FmaPairTile<Vec>>(p);
   }
   return LFM25_DTYPE_SWITCH(p.dtype, DT, [&] { return linear_with<simd::FmaTile<Vec, DT>, DT>(p); });
 }

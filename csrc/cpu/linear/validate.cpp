@@ -8,9 +8,8 @@ Check validate([[maybe_unused]] const KernelTable& table, const LinearParams& p)
   if (p.weight_layout == WeightLayout::kRows) return Status::kOk;
 #if defined(LFM25_CPU_X86_SIMD)
   if (p.dtype != DType::kBF16) return Status::kUnsupportedLayout;
-  if (p.weight_layout == WeightLayout::kAmxTiles || p.weight_layout == WeightLayout::kAmxTilesGated)
-    return table.linear == amx::linear ? Status::kOk : Status::kUnsupportedLayout;
-  if (p.weight_layout == WeightLayout::kPairs || p.weight_layout == WeightLayout::kPairsGated)
+  if (in_amx_tiles(p.weight_layout)) return table.linear == amx::linear ? Status::kOk : Status::kUnsupportedLayout;
+  if (in_pairs(p.weight_layout))
     return table.linear == amx::linear || table.linear == avx512_bf16::linear || table.linear == avx512::linear ||
                    table.linear == avx2::linear
                ? Status::kOk

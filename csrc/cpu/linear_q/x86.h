@@ -30,7 +30,9 @@ struct Avx512DotCommon {
   using W = __m512i;
   static I splat(int32_t v) { return _mm512_set1_epi32(v); }
   static F zero() { return _mm512_setzero_ps(); }
-  static F scales(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static F scales(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
   static F fma_scaled(F acc, I sum, F d, float s) {
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(d, _mm512_set1_ps(s)), acc);
   }

@@ -158,6 +158,10 @@ enum class WeightLayout : int32_t {
   kPairs = 3,           // bf16 packed by pack_weight(layout="pairs") for the other x86 tables (linear/pairs.h)
   kPairsGated = 4,      // the same, weight and gate packed together; gate_weight unused
 };
+constexpr bool in_amx_tiles(WeightLayout l) {
+  return l == WeightLayout::kAmxTiles || l == WeightLayout::kAmxTilesGated;
+}
+constexpr bool in_pairs(WeightLayout l) { return l == WeightLayout::kPairs || l == WeightLayout::kPairsGated; }
 
 // linear: y[m, n] = sum_k x[m, k] * weight[n, k] (torch.nn.functional.linear without bias), fp32 accumulation,
 // rounded once. With gate_weight: y = silu(g) * u for g = x . gate_weight, u = x . weight, each rounded to the
