@@ -13,7 +13,7 @@ from hypothesis import example, given, strategies as st
 
 import lfm25_kernels as L
 from lfm25_kernels import ops, reference as R
-from lfm25_kernels.ops.linear_q import packed_shapes, quantize_codes
+from lfm25_kernels.ops.linear_q import packed_shape, quantize_codes
 
 import neon
 from backends import BACKENDS, CPUS_WITHOUT_I8MM, qemu_backends
@@ -206,8 +206,7 @@ def test_neon_tables_run_the_linear_q_kernel_of_the_cpu(cpu, rows, ran):
 def op_args(**change):
     """The arguments of torch.ops.lfm25.linear_q for a valid call, some replaced."""
     q = quantized(20, 70, "q4", True, 13)
-    args = dict(x=torch.randn(3, 70), data=q.data, scales=q.scales, format="q4", out_features=20, in_features=70,
-                gated=True)
+    args = dict(x=torch.randn(3, 70), data=q.data, format="q4", out_features=20, in_features=70, gated=True)
     args.update({k: v(args) if callable(v) else v for k, v in change.items()})
     return args
 
@@ -220,20 +219,17 @@ BAD = [  # (what is changed, exception, text the message must contain)
     (dict(x=lambda a: torch.randn(70, 3).T), ValueError, "linear_q: x must be contiguous in its last dimension"),
     (dict(x=lambda a: a["x"].to("meta")), ValueError, "linear_q: x must be on device cpu"),
     (dict(data=lambda a: a["data"].float()), TypeError, "linear_q: data must be of dtype torch.uint8"),
-    (dict(data=lambda a: a["data"][:-1]), ValueError, "linear_q: data must be of shape [4, 3, 256]"),
+    (dict(data=lambda a: a["data"][:-1]), ValueError, "linear_q: data must be of shape [2, 3, 576]"),
     (dict(data=lambda a: a["data"].transpose(0, 1).contiguous().transpose(0, 1)), ValueError,
      "linear_q: data must be contiguous"),
     (dict(data=lambda a: a["data"].to("meta")), ValueError, "linear_q: data must be on the CPU"),
-    (dict(scales=lambda a: a["scales"].float()), TypeError, "linear_q: scales must be of dtype torch.float16"),
-    (dict(scales=lambda a: a["scales"][:, :1]), ValueError, "linear_q: scales must be of shape [4, 3, 16]"),
-    (dict(scales=lambda a: a["scales"].to("meta")), ValueError, "linear_q: scales must be on device cpu"),
     (dict(format="q8"), ValueError, "linear_q: format must be one of ('int8', 'q4'), got 'q8'"),
-    (dict(format="int8"), ValueError, "linear_q: data must be of shape [4, 3, 512]"),
+    (dict(format="int8"), ValueError, "linear_q: data must be of shape [2, 3, 1088]"),
     (dict(out_features=0), ValueError, "linear_q: out_features must be at least 1, got 0"),
-    (dict(out_features=40), ValueError, "linear_q: data must be of shape [6, 3, 256]"),
-    (dict(in_features=100), ValueError, "linear_q: data must be of shape [4, 4, 256]"),
+    (dict(out_features=40), ValueError, "linear_q: data must be of shape [3, 3, 576]"),
+    (dict(in_features=100), ValueError, "linear_q: data must be of shape [2, 4, 576]"),
     (dict(in_features=71), ValueError, "linear_q: x must be of shape [..., 71]"),
-    (dict(gated=False), ValueError, "linear_q: data must be of shape [2, 3, 256]"),
+    (dict(gated=False), ValueError, "linear_q: data must be of shape [1, 3, 576]"),
 ]
 
 
@@ -256,12 +252,13 @@ def test_quantized_weight_and_quantize_weight_check_their_arguments():
     q = quantized(20, 70, "int8", False, 15)
     with pytest.raises(TypeError, match="linear_q: weight must be a QuantizedWeight"):
         L.linear_q(torch.randn(2, 70), torch.randn(20, 70))
-    with pytest.raises(ValueError, match=_literal("QuantizedWeight: data must be of shape [4, 3, 512], got [2, 3, 512]")):
-        L.QuantizedWeight(q.data, q.scales, "int8", 40, 70)
+    with pytest.raises(ValueError,
+                       match=_literal("QuantizedWeight: data must be of shape [2, 3, 1088], got [1, 3, 1088]")):
+        L.QuantizedWeight(q.data, "int8", 40, 70)
     with pytest.raises(TypeError, match="QuantizedWeight: in_features must be an int, got bool"):
-        L.QuantizedWeight(q.data, q.scales, "int8", 20, True)
+        L.QuantizedWeight(q.data, "int8", 20, True)
     with pytest.raises(TypeError, match="QuantizedWeight: gated must be a bool, got int"):
-        L.QuantizedWeight(q.data, q.scales, "int8", 20, 70, 1)
+        L.QuantizedWeight(q.data, "int8", 20, 70, 1)
     with pytest.raises(ValueError, match="quantize_weight: format must be one of"):
         L.quantize_weight(torch.randn(4, 8), format="int4")
     with pytest.raises(TypeError, match="quantize_weight: weight must be of dtype"):
@@ -299,8 +296,8 @@ def test_quantized_weight_round_trips(fmt, gated, N, K, seed):
     rows() are the dequantized rows; the codes are in the format's range, zero past K."""
     q = quantized(N, K, fmt, gated, seed)
     G = -(-K // 32)
-    assert (tuple(q.data.shape), tuple(q.scales.shape)) == packed_shapes(fmt, N, K, gated)
-    assert q.shape == (N, K) and q.nbytes == q.data.nbytes + q.scales.nbytes
+    assert tuple(q.data.shape) == packed_shape(fmt, N, K, gated)
+    assert q.shape == (N, K) and q.nbytes == q.data.nbytes
     parts = [q.codes()] + ([q.codes(gate=True)] if gated else [])
     lo, hi = R.QUANT_RANGE[fmt]
     for codes, scales in parts:
@@ -308,7 +305,7 @@ def test_quantized_weight_round_trips(fmt, gated, N, K, seed):
         assert lo <= int(codes.min()) and int(codes.max()) <= hi
         assert not codes[:, K:].any(), "codes past in_features must be 0"
     again = L.QuantizedWeight.from_codes(fmt, K, *parts[0], *(parts[1] if gated else (None, None)))
-    assert torch.equal(again.data, q.data) and torch.equal(again.scales, q.scales)
+    assert torch.equal(again.data, q.data)
     w, gw = q.dequantize()
     assert torch.equal(w, R.dequantize(*parts[0], K))
     assert (gw is None) == (not gated) and (gw is None or torch.equal(gw, R.dequantize(*parts[1], K)))
@@ -317,13 +314,48 @@ def test_quantized_weight_round_trips(fmt, gated, N, K, seed):
     assert torch.equal(q.rows(index.int(), torch.bfloat16), w[index].bfloat16())
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("gated", [False, True])
+def test_quantized_weight_bytes_are_the_documented_layout(fmt, gated):
+    """docs/DESIGN.md section 4, byte by byte: per tile and group, block 0's codes, block 1's, then their 16 fp16
+    scales each; int8 quads of 16 rows x 4 codes (code + 128), q4 pairs of quads (code + 8, the first quad in
+    the low nibble); a gated tile is 16 weight rows then the same 16 gate rows; rows past N code 0, scale 0."""
+    N, K = 40, 70
+    G, gen = -(-K // 32), torch.Generator().manual_seed(3)
+    lo, hi = R.QUANT_RANGE[fmt]
+    parts = [(torch.randint(lo, hi + 1, (N, G * 32), generator=gen, dtype=torch.int8).index_fill_(1, past_k, 0),
+              torch.rand(N, G, generator=gen).half()) for past_k in [torch.arange(K, G * 32)] * (2 if gated else 1)]
+    data = L.QuantizedWeight.from_codes(fmt, K, *parts[0], *(parts[1] if gated else ())).data
+    gb = 512 if fmt == "int8" else 256
+    assert tuple(data.shape) == ((3 if gated else 2), G, 2 * gb + 64)
+    for t in range(data.shape[0]):
+        for b in range(2):
+            part, first = (b, 16 * t) if gated else (0, 32 * t + 16 * b)   # the block's first row
+            codes, scales = parts[part]
+            for g in range(G):
+                for r in range(16):
+                    row = first + r
+                    q = codes[row, 32 * g:32 * g + 32].tolist() if row < N else [0] * 32
+                    d = float(scales[row, g]) if row < N else 0.0
+                    got = data[t, g, 2 * gb + 32 * b + 2 * r:2 * gb + 32 * b + 2 * r + 2].view(torch.float16)
+                    assert float(got) == d, (t, b, g, r)
+                    block = data[t, g, b * gb:(b + 1) * gb]
+                    if fmt == "int8":
+                        want = [[q[4 * quad + j] + 128 for j in range(4)] for quad in range(8)]
+                        have = [block[64 * quad + 4 * r:64 * quad + 4 * r + 4].tolist() for quad in range(8)]
+                    else:
+                        want = [[(q[8 * p + j] + 8) | (q[8 * p + 4 + j] + 8) << 4 for j in range(4)] for p in range(4)]
+                        have = [block[64 * p + 4 * r:64 * p + 4 * r + 4].tolist() for p in range(4)]
+                    assert have == want, (t, b, g, r)
+
+
 # ---- torch.library ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_linear_q_opcheck_and_torch_compile(fmt):
     q = quantized(40, 70, fmt, True, 17)
     x = torch.randn(2, 3, 70).bfloat16()
-    torch.library.opcheck(torch.ops.lfm25.linear_q.default, (x, q.data, q.scales, fmt, 40, 70, True),
+    torch.library.opcheck(torch.ops.lfm25.linear_q.default, (x, q.data, fmt, 40, 70, True),
                           test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_static"))
     compiled = torch.compile(lambda t: L.linear_q(t, q) * 2, backend="aot_eager", fullgraph=True)
     assert_equal(compiled(x), L.linear_q(x, q) * 2, "compiled vs eager")

@@ -29,17 +29,26 @@ def _groups(in_features: int) -> int:
     return -(-in_features // QUANT_GROUP)
 
 
-def _blocks(out_features: int, gated: bool) -> int:
-    """Blocks of 16 rows in the packed data: gated, a block of the weight then one of the gate per 16 rows;
-    otherwise an even number (the kernel's tile is two blocks)."""
+def _tiles(out_features: int, gated: bool) -> int:
+    """Tiles of two blocks of 16 rows in the packed data: gated, a block of the weight and one of the gate per
+    16 rows; otherwise 32 rows (rows past out_features: code 0, scale 0)."""
     n = -(-out_features // _BLOCK)
-    return 2 * n if gated else n + n % 2
+    return n if gated else -(-n // 2)
 
 
-def packed_shapes(format: str, out_features: int, in_features: int, gated: bool):
-    """The shapes of QuantizedWeight.data (uint8) and .scales (fp16)."""
-    b, g = _blocks(out_features, gated), _groups(in_features)
-    return (b, g, _GROUP_BYTES[format]), (b, g, _BLOCK)
+def packed_shape(format: str, out_features: int, in_features: int, gated: bool) -> tuple[int, int, int]:
+    """The shape of QuantizedWeight.data (uint8): [tiles, groups, the two blocks' codes and 32 fp16 scales]."""
+    return _tiles(out_features, gated), _groups(in_features), 2 * _GROUP_BYTES[format] + 2 * _BLOCK * 2
+
+
+def _block_views(data: Tensor, format: str) -> tuple[Tensor, Tensor]:
+    """Views of packed data [tiles, G, bytes] by block: (codes [tiles, 2, G, group bytes] uint8, scales
+    [tiles, 2, G, 16] fp16); block b of the weight is [b // 2, b % 2]."""
+    T, G, _ = data.shape
+    gb = _GROUP_BYTES[format]
+    codes = data[..., :2 * gb].view(T, G, 2, gb).transpose(1, 2)
+    scales = data[..., 2 * gb:].view(torch.float16).view(T, G, 2, _BLOCK).transpose(1, 2)
+    return codes, scales
 
 
 def _llama_codes(w: Tensor, m: Tensor, format: str) -> tuple[Tensor, Tensor]:
@@ -120,28 +129,26 @@ def _unpack_codes(data: Tensor, format: str) -> Tensor:
     return q.reshape(b * _BLOCK, G * QUANT_GROUP)
 
 
-def _check_packed(c: Checker, data, scales, format, out_features, in_features, gated) -> None:
-    """data and scales must be what quantize_weight makes for these sizes: the kernel reads them all."""
+def _check_packed(c: Checker, data, format, out_features, in_features, gated) -> None:
+    """data must be what quantize_weight makes for these sizes: the kernel reads all of it."""
     if format not in FORMATS:
         c.fail("format", f"one of {FORMATS}", repr(format))
     check_packed_sizes(c, out_features, in_features, gated, minimum=1)
-    data_shape, scales_shape = packed_shapes(format, out_features, in_features, gated)
-    c.tensor("data", data, dtype=torch.uint8, shape=data_shape, contiguous=True)
+    c.tensor("data", data, dtype=torch.uint8, shape=packed_shape(format, out_features, in_features, gated),
+             contiguous=True)
     c.value("data", data.device.type == "cpu", "on the CPU (linear_q is a CPU op)", data.device)
-    c.tensor("scales", scales, dtype=torch.float16, shape=scales_shape, contiguous=True, device=data.device)
 
 
 class QuantizedWeight:
     """linear_q's weight [N, K] (and its SwiGLU gate), quantized and packed by quantize_weight: `data` uint8
-    [blocks, groups, bytes] and `scales` fp16 [blocks, groups, 16] (docs/DESIGN.md section 4). Pass it to
-    linear_q(), or to Projection."""
+    [tiles, groups, bytes], per tile of 32 rows and group of 32 inputs the codes of its two blocks of 16 rows,
+    then their fp16 scales (docs/DESIGN.md section 4). Pass it to linear_q(), or to Projection."""
 
-    __slots__ = ("data", "scales", "format", "out_features", "in_features", "gated")
+    __slots__ = ("data", "format", "out_features", "in_features", "gated")
 
-    def __init__(self, data: Tensor, scales: Tensor, format: str, out_features: int, in_features: int,
-                 gated: bool = False):
-        _check_packed(Checker("QuantizedWeight"), data, scales, format, out_features, in_features, gated)
-        self.data, self.scales, self.format = data, scales, format
+    def __init__(self, data: Tensor, format: str, out_features: int, in_features: int, gated: bool = False):
+        _check_packed(Checker("QuantizedWeight"), data, format, out_features, in_features, gated)
+        self.data, self.format = data, format
         self.out_features, self.in_features, self.gated = out_features, in_features, gated
 
     @property
@@ -155,14 +162,12 @@ class QuantizedWeight:
 
     @property
     def nbytes(self) -> int:
-        return self.data.nbytes + self.scales.nbytes
+        return self.data.nbytes
 
-    def _block_rows(self, index: Tensor, gate: bool) -> tuple[Tensor, Tensor]:
-        """(block, row in block) of each weight row in index (the gate's rows: gate=True)."""
-        block = index // _BLOCK
-        if self.gated:
-            block = 2 * block + int(gate)
-        return block, index % _BLOCK
+    def _blocks(self, index: Tensor, gate: bool) -> tuple[Tensor, Tensor]:
+        """(tile, block in tile) of the blocks of 16 weight rows in index (the gate's: gate=True)."""
+        block = 2 * index + int(gate) if self.gated else index
+        return block // 2, block % 2
 
     def rows(self, index: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
         """The dequantized rows weight[index] (not the gate's): [len(index), K] in dtype, e.g. the embedding
@@ -173,15 +178,17 @@ class QuantizedWeight:
         if index.numel() and not (0 <= int(index.min()) and int(index.max()) < self.out_features):
             c.fail("index", f"values in [0, {self.out_features})",
                    f"values from {int(index.min())} to {int(index.max())}")
-        block, row = self._block_rows(index, False)
-        G = self.data.shape[1]
+        tile, block = self._blocks(index // _BLOCK, False)
+        row = index % _BLOCK
+        data, scales = _block_views(self.data, self.format)
+        T, _, G, _ = data.shape
         if self.format == "int8":   # the codes of row r of a block: byte r * 4 + j of each of its quads
-            u = self.data.view(-1, G, 8, _BLOCK, 4)[block, :, :, row, :]                      # [n, G, quad, 4]
+            u = data.view(T, 2, G, 8, _BLOCK, 4)[tile, block, :, :, row, :]                   # [n, G, quad, 4]
             codes = u.to(torch.int16).sub_(128).to(torch.int8)
         else:
-            u = self.data.view(-1, G, 4, _BLOCK, 4)[block, :, :, row, :]                      # [n, G, pair, 4]
+            u = data.view(T, 2, G, 4, _BLOCK, 4)[tile, block, :, :, row, :]                   # [n, G, pair, 4]
             codes = torch.stack((u & 15, u >> 4), dim=-2).to(torch.int8).sub_(8)              # [n, G, pair, 2, 4]
-        scales = self.scales[block, :, row]
+        scales = scales[tile, block, :, row]
         return dequantize(codes.reshape(index.numel(), -1), scales, self.in_features).to(dtype)
 
     def codes(self, gate: bool = False) -> tuple[Tensor, Tensor]:
@@ -189,9 +196,10 @@ class QuantizedWeight:
         c = Checker("QuantizedWeight.codes")
         c.value("gate", not gate or self.gated, "False for a weight without a gate", gate)
         n = -(-self.out_features // _BLOCK)
-        blocks = torch.arange(n) * 2 + int(gate) if self.gated else torch.arange(n)
-        codes = _unpack_codes(self.data[blocks], self.format)[:self.out_features]
-        scales = self.scales[blocks].permute(0, 2, 1).reshape(n * _BLOCK, -1)[:self.out_features]
+        tile, block = self._blocks(torch.arange(n), gate)
+        data, scales = _block_views(self.data, self.format)
+        codes = _unpack_codes(data[tile, block], self.format)[:self.out_features]
+        scales = scales[tile, block].permute(0, 2, 1).reshape(n * _BLOCK, -1)[:self.out_features]
         return codes.contiguous(), scales.contiguous()
 
     def dequantize(self) -> tuple[Tensor, Tensor | None]:
@@ -232,20 +240,22 @@ def _packed(format: str, N: int, K: int, gated: bool, rows_of) -> QuantizedWeigh
     """A QuantizedWeight filled a chunk of rows at a time (16 rows a block): rows_of(part, r0, r1) gives the codes
     and scales of rows [r0, r1) of the weight (part 0) or of its gate (part 1), each asked for once and in order,
     so the temporaries stay small (a loader's weights are quantized as they are read)."""
-    data_shape, scales_shape = packed_shapes(format, N, K, gated)
-    data, scales = torch.zeros(data_shape, dtype=torch.uint8), torch.zeros(scales_shape, dtype=torch.float16)
-    G = data_shape[1]
+    data = torch.zeros(packed_shape(format, N, K, gated), dtype=torch.uint8)
+    codes, scales = _block_views(data, format)
+    G = data.shape[1]
     step = max(_BLOCK, _CHUNK_ELEMENTS // (G * QUANT_GROUP) // _BLOCK * _BLOCK)
     for r0 in range(0, N, step):
         r1 = min(N, r0 + step)
         b0, b1 = r0 // _BLOCK, -(-r1 // _BLOCK)
+        if r1 == N and not gated:   # the last tile whole: rows past N hold code 0 and scale 0
+            b1 += b1 % 2
         pad = (0, 0, 0, (b1 - b0) * _BLOCK - (r1 - r0))
         for part in range(2 if gated else 1):
             q, d = (torch.nn.functional.pad(t, pad) for t in rows_of(part, r0, r1))
-            blocks = slice(2 * b0 + part, 2 * b1, 2) if gated else slice(b0, b1)
-            data[blocks] = _pack_codes(q, format)
-            scales[blocks] = d.view(-1, _BLOCK, G).permute(0, 2, 1)
-    return QuantizedWeight(data, scales, format, N, K, gated)
+            block = 2 * torch.arange(b0, b1) + part if gated else torch.arange(b0, b1)
+            codes[block // 2, block % 2] = _pack_codes(q, format)
+            scales[block // 2, block % 2] = d.view(-1, _BLOCK, G).permute(0, 2, 1).to(torch.float16)
+    return QuantizedWeight(data, format, N, K, gated)
 
 
 def quantize_weight(weight: Tensor, gate_weight: Tensor | None = None, *, format: str = "int8",
@@ -279,23 +289,22 @@ def quantize_weight(weight: Tensor, gate_weight: Tensor | None = None, *, format
     return _packed(format, weight.shape[0], weight.shape[1], gate_weight is not None, rows_of)
 
 
-def _check(x, data, scales, format, out_features, in_features, gated) -> None:
+def _check(x, data, format, out_features, in_features, gated) -> None:
     c = Checker("linear_q")
-    _check_packed(c, data, scales, format, out_features, in_features, gated)
+    _check_packed(c, data, format, out_features, in_features, gated)
     c.tensor("x", x, ndim=tuple(range(1, 9)), dtype=FLOAT_DTYPES, device=data.device)
     c.value("x", x.shape[-1] == in_features, f"of shape [..., {in_features}] (the weight's in_features)",
             list(x.shape))
 
 
-def _run(x: Tensor, data: Tensor, scales: Tensor, format: str, out_features: int, in_features: int,
-         gated: bool) -> Tensor:
-    _check(x, data, scales, format, out_features, in_features, gated)
+def _run(x: Tensor, data: Tensor, format: str, out_features: int, in_features: int, gated: bool) -> Tensor:
+    _check(x, data, format, out_features, in_features, gated)
     y = torch.empty(*x.shape[:-1], out_features, dtype=x.dtype, device=x.device)
     if y.numel() == 0:
         return y
     x2 = x.reshape(-1, in_features)
     p = _C.LinearQParams()
-    tensors = set_pointers(p, dict(x=x2, weight=data, scales=scales, y=y))
+    tensors = set_pointers(p, dict(x=x2, weight=data, y=y))
     p.x_row_stride, p.y_row_stride = x2.stride(0), out_features
     p.rows, p.in_features, p.out_features = x2.shape[0], in_features, out_features
     p.dtype, p.format, p.gated = DTYPE_CODE[x.dtype], _FORMAT_CODE[format], int(gated)
@@ -307,8 +316,8 @@ _op = torch.library.custom_op("lfm25::linear_q", _run, mutates_args=())
 
 
 @_op.register_fake
-def _(x, data, scales, format, out_features, in_features, gated):
-    _check(x, data, scales, format, out_features, in_features, gated)
+def _(x, data, format, out_features, in_features, gated):
+    _check(x, data, format, out_features, in_features, gated)
     return x.new_empty(*x.shape[:-1], out_features)
 
 
@@ -322,7 +331,7 @@ def linear_q(x: Tensor, weight: QuantizedWeight) -> Tensor:
     independent of the others. A group of x holding a NaN or an infinity makes its row's outputs NaN."""
     if not isinstance(weight, QuantizedWeight):
         Checker("linear_q").fail("weight", "a QuantizedWeight (quantize_weight())", type(weight).__name__, TypeError)
-    args = (x, weight.data, weight.scales, weight.format, weight.out_features, weight.in_features, weight.gated)
+    args = (x, weight.data, weight.format, weight.out_features, weight.in_features, weight.gated)
     if torch.compiler.is_compiling():
         return torch.ops.lfm25.linear_q(*args)
     return _run(*args)

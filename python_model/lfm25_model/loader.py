@@ -162,11 +162,11 @@ def random_weights(cfg: Lfm2Config, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 # ---- quantized checkpoints (Lfm2ForCausalLM.save_quantized) -------------------------------------------------
-# One model.safetensors: each quantized projection as <name>.qdata (uint8) and <name>.qscales (fp16), packed as
-# linear_q reads them, so loading maps them and copies nothing; the other tensors (norms, conv weights) under
+# One model.safetensors: each quantized projection as <name>.qdata (uint8, its codes and scales), packed as
+# linear_q reads it, so loading maps it and copies nothing; the other tensors (norms, conv weights) under
 # their checkpoint names in the model's dtype. Metadata: the format, the layout version, the dtype, and per
 # projection its sizes and whether its gate is packed with it (w3 holds w1).
-_QUANT_LAYOUT = "1"
+_QUANT_LAYOUT = "2"   # 2: a tile's codes and scales in one stream
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
                     "chat_template.jinja")
 
@@ -204,10 +204,9 @@ def load_quantized(path: str, cfg: Lfm2Config) -> tuple[dict, torch.dtype]:
     raw = {}
     try:
         for name, (n, k, gated) in projections.items():
-            raw[name] = QuantizedWeight(f.get_tensor(f"{name}.qdata"), f.get_tensor(f"{name}.qscales"), fmt, n, k,
-                                        gated)
+            raw[name] = QuantizedWeight(f.get_tensor(f"{name}.qdata"), fmt, n, k, gated)
         for name in f.keys():
-            if not name.endswith((".qdata", ".qscales")):
+            if not name.endswith(".qdata"):
                 raw[name] = f.get_tensor(name)
     except (KeyError, ValueError, TypeError) as e:
         raise ValueError(f"{file} is not a valid quantized checkpoint: {e}") from e
@@ -233,7 +232,7 @@ def save_quantized(model, directory: str) -> None:
     for name, obj in model.named_weights.items():
         if isinstance(obj, Projection) and obj.quantized:
             q = obj.weight
-            tensors[f"{name}.qdata"], tensors[f"{name}.qscales"] = q.data, q.scales
+            tensors[f"{name}.qdata"] = q.data
             projections[name] = [q.out_features, q.in_features, q.gated]
         else:
             tensors[name] = obj.contiguous()

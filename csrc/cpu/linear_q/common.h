@@ -1,12 +1,13 @@
 // linear_q: what every ISA shares. The quantization of x (per row, per group of 32 inputs), and the driver of
 // the tile over the packed weights, for an ISA's Dot policy (portable.cpp, x86.h, neon.h).
 //
-// Layout (docs/DESIGN.md section 4): a block is 16 output rows; per group of 32 inputs it holds 8 quads of 4
-// inputs (int8: each quad 16 rows x 4 codes, 64 bytes) or 4 pairs of quads (q4: 16 rows x 4 bytes, the low
-// nibbles the first quad, the high nibbles the second), then the block's 16 fp16 scales of the group are in
-// `scales`. A vector lane is one output row and a 32-bit quad of its codes, so one multiply-add of codes
-// (VPDPBUSD, SDOT by element, ...) takes the quad of x broadcast to every lane: x is read as it is stored and
-// no horizontal sum is needed.
+// Layout (docs/DESIGN.md section 4): a tile is two blocks of 16 output rows; per group of 32 inputs it holds
+// each block's codes, 8 quads of 4 inputs (int8: each quad 16 rows x 4 codes, 64 bytes) or 4 pairs of quads
+// (q4: 16 rows x 4 bytes, the low nibbles the first quad, the high nibbles the second), then the two blocks'
+// 16 fp16 scales of the group: a tile is one stream, which the hardware prefetchers follow at a decode step's
+// single row of x better than the separate streams of codes and scales. A vector lane is one output row and a
+// 32-bit quad of its codes, so one multiply-add of codes (VPDPBUSD, SDOT by element, ...) takes the quad of x
+// broadcast to every lane: x is read as it is stored and no horizontal sum is needed.
 //
 // Policy Dot (kLanes rows per vector, one int32 and one fp32 accumulator per lane):
 //   I, F, W                            int32 sums, fp32 sums, weight codes prepared for dot
@@ -37,7 +38,14 @@ namespace {  // see common/numeric.h
 constexpr int kQGroup = 32;        // inputs per scale
 constexpr int kQBlockRows = 16;    // output rows per block
 
+// A block's bytes of codes per group, and a tile's bytes per group: the two blocks' codes, then their scales.
 constexpr int64_t q_group_bytes(QuantFormat f) { return f == QuantFormat::kInt8 ? 512 : 256; }
+constexpr int64_t q_tile_group_bytes(QuantFormat f) { return 2 * q_group_bytes(f) + 2 * kQBlockRows * 2; }
+// The 16 fp16 scales of block b (0 or 1) in a tile's bytes of one group.
+template <QuantFormat FMT>
+inline const uint16_t* q_scales(const uint8_t* tile_group, int b) {
+  return reinterpret_cast<const uint16_t*>(tile_group + 2 * q_group_bytes(FMT)) + b * kQBlockRows;
+}
 
 // x quantized, row by row: per group of 32 the int8 codes round-to-nearest-even(x * 127 / amax), the scale
 // amax / 127 and the int32 correction -zero_point * sum(codes) that turns the policy's sums into sums of codes
@@ -133,15 +141,13 @@ void quantize_x(const LinearQParams& p, QuantizedX& q) {
                });
 }
 
-// out[i * 32 + j]: the fp32 sums of the MR rows of x from m0 against the 32 rows of blocks b0 and b0 + 1.
+// out[i * 32 + j]: the fp32 sums of the MR rows of x from m0 against the 32 rows of the tile at w.
 template <class Q, QuantFormat FMT, int MR>
-void linear_q_tile(const QuantizedX& xq, int64_t m0, const uint8_t* w, const uint16_t* s, int64_t groups,
-                   float* out) {
+void linear_q_tile(const QuantizedX& xq, int64_t m0, const uint8_t* w, int64_t groups, float* out) {
   constexpr int V = kQBlockRows / Q::kLanes;   // vectors per block
   constexpr int NV = 2 * V;
-  constexpr int64_t GB = q_group_bytes(FMT);
+  constexpr int64_t GB = q_group_bytes(FMT), TGB = q_tile_group_bytes(FMT);
   constexpr int32_t zp = Q::template zero_point<FMT>;
-  const int64_t block_bytes = groups * GB, block_scales = groups * kQBlockRows;
   typename Q::F acc[MR][NV];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
@@ -158,13 +164,13 @@ void linear_q_tile(const QuantizedX& xq, int64_t m0, const uint8_t* w, const uin
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) sum[i][v] = c;
     }
-    const uint8_t* wg = w + g * GB;
+    const uint8_t* wg = w + g * TGB;
     if constexpr (FMT == QuantFormat::kInt8) {
 #pragma GCC unroll 8
       for (int q = 0; q < 8; ++q)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) {
-          const auto wv = Q::load8(wg + (v / V) * block_bytes + q * 64 + (v % V) * 4 * Q::kLanes);
+          const auto wv = Q::load8(wg + (v / V) * GB + q * 64 + (v % V) * 4 * Q::kLanes);
 #pragma GCC unroll 8
           for (int i = 0; i < MR; ++i) sum[i][v] = Q::template dot<FMT>(sum[i][v], wv, x[i] + 4 * q);
         }
@@ -174,7 +180,7 @@ void linear_q_tile(const QuantizedX& xq, int64_t m0, const uint8_t* w, const uin
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) {
           typename Q::W lo, hi;
-          Q::load4(wg + (v / V) * block_bytes + q * 64 + (v % V) * 4 * Q::kLanes, lo, hi);
+          Q::load4(wg + (v / V) * GB + q * 64 + (v % V) * 4 * Q::kLanes, lo, hi);
 #pragma GCC unroll 8
           for (int i = 0; i < MR; ++i)
             sum[i][v] = Q::template dot<FMT>(Q::template dot<FMT>(sum[i][v], lo, x[i] + 8 * q), hi, x[i] + 8 * q + 4);
@@ -182,7 +188,7 @@ void linear_q_tile(const QuantizedX& xq, int64_t m0, const uint8_t* w, const uin
     }
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
-      const typename Q::F d = Q::scales(s + (v / V) * block_scales + g * kQBlockRows + (v % V) * Q::kLanes);
+      const typename Q::F d = Q::scales(q_scales<FMT>(wg, v / V) + (v % V) * Q::kLanes);
 #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i)
         acc[i][v] = Q::fma_scaled(acc[i][v], sum[i][v], d, xq.scale[(m0 + i) * xq.groups + g]);
@@ -202,11 +208,11 @@ template <class Q>
 struct HasTile<Q, std::void_t<decltype(&Q::template tile<QuantFormat::kInt8, 1>)>> : std::true_type {};
 
 template <class Q, QuantFormat FMT, int MR>
-void run_tile(const QuantizedX& xq, int64_t m0, const uint8_t* w, const uint16_t* s, int64_t groups, float* out) {
+void run_tile(const QuantizedX& xq, int64_t m0, const uint8_t* w, int64_t groups, float* out) {
   if constexpr (HasTile<Q>::value)
-    Q::template tile<FMT, MR>(xq, m0, w, s, groups, out);
+    Q::template tile<FMT, MR>(xq, m0, w, groups, out);
   else
-    linear_q_tile<Q, FMT, MR>(xq, m0, w, s, groups, out);
+    linear_q_tile<Q, FMT, MR>(xq, m0, w, groups, out);
 }
 
 template <class Q, DType DT, QuantFormat FMT, int MR_MAX>
@@ -218,11 +224,10 @@ Status linear_q_run(const LinearQParams& p) {
   const bool gated = p.gated != 0;
   const int H = gated ? kQBlockRows : 2 * kQBlockRows;   // outputs per tile
   const int64_t tiles = (N + H - 1) / H, groups = xq.groups;
-  const int64_t tile_bytes = 2 * groups * q_group_bytes(FMT);
+  const int64_t tile_bytes = groups * q_tile_group_bytes(FMT);
   const int64_t chunk = std::max<int64_t>(1, (256 << 10) / tile_bytes);
   const int64_t grain = std::max<int64_t>(1, (64 << 10) / tile_bytes);
   const uint8_t* W = p.weight;
-  const uint16_t* S = p.scales;
   T* Y = static_cast<T*>(p.y);
   parallel_for(tiles, p.num_threads, grain, [&](int64_t t0, int64_t t1) {
     alignas(64) float out[MR_MAX * 2 * kQBlockRows];
@@ -232,12 +237,11 @@ Status linear_q_run(const LinearQParams& p) {
         const int mr = next_mr(MR_MAX, M - m0);
         for (int64_t t = c0; t < c1; ++t) {
           const uint8_t* w = W + t * tile_bytes;
-          const uint16_t* s = S + t * 2 * groups * kQBlockRows;
           switch (mr) {
-            case 8: if constexpr (MR_MAX >= 8) run_tile<Q, FMT, 8>(xq, m0, w, s, groups, out); break;
-            case 4: if constexpr (MR_MAX >= 4) run_tile<Q, FMT, 4>(xq, m0, w, s, groups, out); break;
-            case 2: if constexpr (MR_MAX >= 2) run_tile<Q, FMT, 2>(xq, m0, w, s, groups, out); break;
-            default: run_tile<Q, FMT, 1>(xq, m0, w, s, groups, out); break;
+            case 8: if constexpr (MR_MAX >= 8) run_tile<Q, FMT, 8>(xq, m0, w, groups, out); break;
+            case 4: if constexpr (MR_MAX >= 4) run_tile<Q, FMT, 4>(xq, m0, w, groups, out); break;
+            case 2: if constexpr (MR_MAX >= 2) run_tile<Q, FMT, 2>(xq, m0, w, groups, out); break;
+            default: run_tile<Q, FMT, 1>(xq, m0, w, groups, out); break;
           }
           const int64_t n0 = t * H;
           const int h = int(std::min<int64_t>(H, N - n0));

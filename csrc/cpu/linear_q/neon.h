@@ -38,20 +38,18 @@ inline void unroll(F&& f) {
 template <class L>
 struct NeonLaneTile {
   template <QuantFormat FMT, int MR>
-  static void tile(const QuantizedX& xq, int64_t m0, const uint8_t* w, const uint16_t* s, int64_t groups,
-                   float* out) {
+  static void tile(const QuantizedX& xq, int64_t m0, const uint8_t* w, int64_t groups, float* out) {
     constexpr int VR = 8 / MR;   // vectors of 4 rows per pass
-    constexpr int64_t GB = q_group_bytes(FMT);
+    constexpr int64_t GB = q_group_bytes(FMT), TGB = q_tile_group_bytes(FMT);
     constexpr int32_t zp = L::template zero_point<FMT>;
-    const int64_t block_bytes = groups * GB, block_scales = groups * kQBlockRows;
     for (int c0 = 0; c0 < 2 * kQBlockRows; c0 += 4 * VR) {
-      const uint8_t* wv[VR];    // rows c0 + 4v.. of vector v (a pass of 32 rows spans both blocks)
+      const uint8_t* wv[VR];    // rows c0 + 4v.. of vector v in group 0 (a pass of 32 rows spans both blocks)
       const uint16_t* sv[VR];
 #pragma GCC unroll 8
       for (int v = 0; v < VR; ++v) {
         const int r = c0 + 4 * v;
-        wv[v] = w + (r / kQBlockRows) * block_bytes + (r % kQBlockRows) * 4;
-        sv[v] = s + (r / kQBlockRows) * block_scales + r % kQBlockRows;
+        wv[v] = w + (r / kQBlockRows) * GB + (r % kQBlockRows) * 4;
+        sv[v] = q_scales<FMT>(w, r / kQBlockRows) + r % kQBlockRows;
       }
       float32x4_t acc[MR][VR];
       #pragma GCC unroll 8
@@ -75,7 +73,7 @@ struct NeonLaneTile {
             constexpr int Q = decltype(q)::value;
             #pragma GCC unroll 8
             for (int v = 0; v < VR; ++v) {
-              const typename L::W c = L::load8(wv[v] + g * GB + Q * 64);
+              const typename L::W c = L::load8(wv[v] + g * TGB + Q * 64);
               #pragma GCC unroll 8
               for (int i = 0; i < MR; ++i) sum[i][v] = L::template dot<Q % 4>(sum[i][v], c, x[i][Q / 4]);
             }
@@ -86,7 +84,7 @@ struct NeonLaneTile {
             #pragma GCC unroll 8
             for (int v = 0; v < VR; ++v) {
               typename L::W lo, hi;
-              L::load4(wv[v] + g * GB + Q * 64, lo, hi);
+              L::load4(wv[v] + g * TGB + Q * 64, lo, hi);
               #pragma GCC unroll 8
               for (int i = 0; i < MR; ++i)
                 sum[i][v] = L::template dot<2 * Q % 4 + 1>(L::template dot<2 * Q % 4>(sum[i][v], lo, x[i][Q / 2]),
@@ -96,7 +94,7 @@ struct NeonLaneTile {
         }
         #pragma GCC unroll 8
         for (int v = 0; v < VR; ++v) {
-          const float32x4_t d = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(sv[v] + g * kQBlockRows)));
+          const float32x4_t d = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(sv[v] + g * (TGB / 2))));
           #pragma GCC unroll 8
           for (int i = 0; i < MR; ++i)
             acc[i][v] = vfmaq_f32(acc[i][v], vcvtq_f32_s32(sum[i][v]),

@@ -36,26 +36,23 @@ struct NeonUsdot : NeonLaneTile<NeonUsdot> {
 
 struct NeonUsmmla {
   template <QuantFormat FMT, int MR>
-  static void tile(const QuantizedX& xq, int64_t m0, const uint8_t* w, const uint16_t* s, int64_t groups,
-                   float* out) {
+  static void tile(const QuantizedX& xq, int64_t m0, const uint8_t* w, int64_t groups, float* out) {
     if constexpr (MR == 1) {
-      NeonUsdot::tile<FMT, 1>(xq, m0, w, s, groups, out);
+      NeonUsdot::tile<FMT, 1>(xq, m0, w, groups, out);
     } else {
-      pairs<FMT, MR / 2>(xq, m0, w, s, groups, out);
+      pairs<FMT, MR / 2>(xq, m0, w, groups, out);
     }
   }
 
   // P pairs of rows of x from m0
   template <QuantFormat FMT, int P>
-  static void pairs(const QuantizedX& xq, int64_t m0, const uint8_t* w, const uint16_t* s, int64_t groups,
-                    float* out) {
+  static void pairs(const QuantizedX& xq, int64_t m0, const uint8_t* w, int64_t groups, float* out) {
     constexpr int VR = 4 / P;   // vectors of 4 rows per pass: 2 * VR sum vectors per pair of x
-    constexpr int64_t GB = q_group_bytes(FMT);
+    constexpr int64_t GB = q_group_bytes(FMT), TGB = q_tile_group_bytes(FMT);
     constexpr int32_t zp = NeonUsdot::zero_point<FMT>;
-    const int64_t block_bytes = groups * GB, block_scales = groups * kQBlockRows;
     for (int c0 = 0; c0 < 2 * kQBlockRows; c0 += 4 * VR) {
-      const uint8_t* wp = w + (c0 / kQBlockRows) * block_bytes + (c0 % kQBlockRows) * 4;
-      const uint16_t* sp = s + (c0 / kQBlockRows) * block_scales + c0 % kQBlockRows;
+      const uint8_t* wp = w + (c0 / kQBlockRows) * GB + (c0 % kQBlockRows) * 4;   // group 0's
+      const uint16_t* sp = q_scales<FMT>(w, c0 / kQBlockRows) + c0 % kQBlockRows;
       float32x4_t acc[P][2 * VR];
       #pragma GCC unroll 8
       for (auto& a : acc)
@@ -82,7 +79,7 @@ struct NeonUsmmla {
           const float32x2_t sc = {xq.scale[r], xq.scale[r + xq.groups]};
           xs[p] = vcombine_f32(sc, sc);
         }
-        const uint8_t* wg = wp + g * GB;
+        const uint8_t* wg = wp + g * TGB;
         #pragma GCC unroll 8
         for (int o = 0; o < 4; ++o)
           #pragma GCC unroll 8
@@ -106,7 +103,7 @@ struct NeonUsmmla {
           }
         #pragma GCC unroll 8
         for (int v = 0; v < VR; ++v) {
-          const float32x4_t d = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(sp + g * kQBlockRows + v * 4)));
+          const float32x4_t d = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(sp + g * (TGB / 2) + v * 4)));
           const float32x4_t dd[2] = {vzip1q_f32(d, d), vzip2q_f32(d, d)};   // d_n, d_n, d_n+1, d_n+1
           #pragma GCC unroll 8
           for (int p = 0; p < P; ++p)

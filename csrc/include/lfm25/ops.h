@@ -190,18 +190,18 @@ enum class QuantFormat : int32_t {
 // quantized per group of 32 inputs to int8 codes with an fp32 scale (amax / 127), the dot products of codes
 // are exact int32 sums per group, and y[m, n] = sum over groups g of float(sum_g) * (d[n, g] * s[m, g]) in
 // fp32, in group order: the same bits on every kernel table, and a row's result never depends on the others.
-// Weights are packed by lfm25_kernels.quantize_weight: blocks of 16 output rows (a gated weight: 16 rows of
-// weight, then the same 16 rows of the gate), padded to an even number of blocks.
-#define LFM25_LINEAR_Q_FIELDS(F)                                                         \
-  F(const void*, x)              /* [M, K] */                                            \
-  F(const uint8_t*, weight)      /* [blocks, ceil(K/32), 512 (int8) or 256 (q4) bytes] */ \
-  F(const uint16_t*, scales)     /* fp16 [blocks, ceil(K/32), 16] */                     \
-  F(void*, y)                    /* [M, N] */                                            \
-  F(int64_t, x_row_stride) F(int64_t, y_row_stride)                                      \
-  F(int64_t, rows) F(int64_t, in_features) F(int64_t, out_features) /* M, K, N */        \
-  F(DType, dtype)                /* x and y */                                           \
-  F(QuantFormat, format)                                                                 \
-  F(int32_t, gated)              /* 1: y = silu(x . gate^T) * (x . weight^T) */          \
+// Weights are packed by lfm25_kernels.quantize_weight: tiles of 32 output rows (a gated weight: 16 rows of
+// weight and the same 16 rows of the gate), per tile and group of 32 inputs the codes of the tile's two blocks
+// of 16 rows, then their fp16 scales: one stream per tile.
+#define LFM25_LINEAR_Q_FIELDS(F)                                                          \
+  F(const void*, x)              /* [M, K] */                                             \
+  F(const uint8_t*, weight)      /* [tiles, ceil(K/32), 1088 (int8) or 576 (q4) bytes] */ \
+  F(void*, y)                    /* [M, N] */                                             \
+  F(int64_t, x_row_stride) F(int64_t, y_row_stride)                                       \
+  F(int64_t, rows) F(int64_t, in_features) F(int64_t, out_features) /* M, K, N */         \
+  F(DType, dtype)                /* x and y */                                            \
+  F(QuantFormat, format)                                                                  \
+  F(int32_t, gated)              /* 1: y = silu(x . gate^T) * (x . weight^T) */           \
   F(int32_t, num_threads)
 LFM25_DEFINE_PARAMS(LinearQParams, LFM25_LINEAR_Q_FIELDS)
 
