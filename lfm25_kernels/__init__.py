@@ -6,9 +6,9 @@ weights for the AMX table), and linear_q, the same with int8 or 4-bit weights (q
 holds the PyTorch reference of each.
 Projection decides which kernel a model's projection runs for a call's rows on this machine. CpuGraph records
 the CPU launches of a block of op calls once and replays them in one call; Graphed does so for a function, once
-per input shapes.
+per input shapes. memory.weight_memory() packs the weights made inside it densely on huge pages.
 """
-from . import _C, ops, reference
+from . import _C, memory, ops, reference
 from .graph import CaptureError, CpuGraph, Graphed
 from .ops import *  # noqa: F401,F403  (the ops and their helpers: ops.__all__)
 from .projection import Projection
@@ -33,5 +33,6 @@ def cuda_available() -> bool:
     return bool(_C.with_cuda) and torch.cuda.is_available()
 
 
-__all__ = [*ops.__all__, "Projection", "CpuGraph", "Graphed", "CaptureError", "ops", "reference", "available_isas",
+__all__ = [*ops.__all__, "Projection", "CpuGraph", "Graphed", "CaptureError", "ops", "memory", "reference",
+           "available_isas",
            "default_isa", "cuda_available"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .. import _C
+from .. import _C, memory
 from .._checks import FLOAT_DTYPES, Checker, check_packed_sizes
 from .._launch import DTYPE_CODE, current_isa, launch, set_pointers
 from ..graph import CaptureError
@@ -125,8 +125,7 @@ def pack_weight(weight: Tensor, gate_weight: Tensor | None = None, *, layout: st
                  last_contiguous=False)
     gated = gate_weight is not None
     shape = packed_shape(N, K, gated, layout)
-    data = torch.empty(shape, dtype=torch.bfloat16)
-    packed = PackedWeight(data, N, K, gated, layout)
+    packed = PackedWeight(memory.zeros(shape, torch.bfloat16), N, K, gated, layout)
     for w, part in zip([weight] if not gated else [weight, gate_weight], packed._parts()):
         rows, cols = part.shape[0] * part.shape[1], part.shape[2] * part.shape[3]
         if (rows, cols) != (N, K):   # zero-padded to whole blocks and groups first

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .. import _C
+from .. import _C, memory
 from .._checks import FLOAT_DTYPES, Checker, check_packed_sizes
 from .._launch import DTYPE_CODE, launch, set_pointers
 from ..reference import QUANT_GROUP, QUANT_RANGE, dequantize
@@ -240,7 +240,7 @@ def _packed(format: str, N: int, K: int, gated: bool, rows_of) -> QuantizedWeigh
     """A QuantizedWeight filled a chunk of rows at a time (16 rows a block): rows_of(part, r0, r1) gives the codes
     and scales of rows [r0, r1) of the weight (part 0) or of its gate (part 1), each asked for once and in order,
     so the temporaries stay small (a loader's weights are quantized as they are read)."""
-    data = torch.zeros(packed_shape(format, N, K, gated), dtype=torch.uint8)
+    data = memory.zeros(packed_shape(format, N, K, gated), torch.uint8)
     codes, scales = _block_views(data, format)
     G = data.shape[1]
     step = max(_BLOCK, _CHUNK_ELEMENTS // (G * QUANT_GROUP) // _BLOCK * _BLOCK)

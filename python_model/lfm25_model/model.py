@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lfm25_kernels import CpuGraph, Graphed
+from lfm25_kernels.memory import weight_memory
 from lfm25_kernels._checks import FLOAT_DTYPES, HEAD_DIMS
 
 from .caches import Caches
@@ -252,10 +253,12 @@ class Lfm2ForCausalLM(nn.Module):
         return model
 
     @classmethod
+    @weight_memory()
     def _build(cls, cfg: Lfm2Config, raw, backend: str, dtype, device: torch.device, pack_weights: bool | None,
                quantize: str | None = None, release: Callable[[Tensor], None] | None = None) -> "Lfm2ForCausalLM":
         """The module tree from checkpoint tensors (a quantized checkpoint's projections are QuantizedWeights);
-        release(t) lets go of each tensor a packed or quantized copy replaced."""
+        release(t) lets go of each tensor a packed or quantized copy replaced. The packed and quantized weights
+        are packed densely on huge pages (lfm25_kernels.memory)."""
         ops = _ops(backend)
         if backend == "kernels" and cfg.head_dim not in HEAD_DIMS:
             raise ValueError(f"Lfm2ForCausalLM: head_dim (hidden_size / num_attention_heads) must be one of "
