@@ -100,10 +100,10 @@ def test_quantized_weights_on_huge_pages_give_the_same_bits(fmt):
 
 
 @needs_thp
-@pytest.mark.parametrize("quantize", [None, "q4"])
-def test_a_model_packs_its_weights_densely_on_huge_pages(quantize):
+@pytest.mark.parametrize("quantize,saved", [(None, False), ("q4", False), ("q4", True)])
+def test_a_model_packs_its_weights_densely_on_huge_pages(quantize, saved, tmp_path):
     """All of a model's packed or quantized weights in a few slabs of huge pages (bf16: where the x86 tables
-    pack them)."""
+    pack them), also when loaded from a checkpoint of save_quantized."""
     from lfm25_model import Lfm2ForCausalLM
     from lfm25_model.config import Lfm2Config
 
@@ -111,6 +111,9 @@ def test_a_model_packs_its_weights_densely_on_huge_pages(quantize):
                                     num_attention_heads=8, num_key_value_heads=2, layer_types=[
                                         "conv", "full_attention", "conv", "full_attention"]))
     m = Lfm2ForCausalLM.random(cfg, quantize=quantize, dtype=torch.float32 if quantize else torch.bfloat16)
+    if saved:
+        m.save_quantized(str(tmp_path))
+        m = Lfm2ForCausalLM.from_pretrained(str(tmp_path))
     weights = [p.weight for p in m.named_weights.values() if isinstance(p, L.Projection) and (p.quantized or p.packed)]
     if not weights:
         pytest.skip("this CPU's tables do not pack bf16 weights")

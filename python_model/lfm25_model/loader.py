@@ -163,8 +163,8 @@ def random_weights(cfg: Lfm2Config, seed: int = 0) -> dict[str, torch.Tensor]:
 
 # ---- quantized checkpoints (Lfm2ForCausalLM.save_quantized) -------------------------------------------------
 # One model.safetensors: each quantized projection as <name>.qdata (uint8, its codes and scales), packed as
-# linear_q reads it, so loading maps it and copies nothing; the other tensors (norms, conv weights) under
-# their checkpoint names in the model's dtype. Metadata: the format, the layout version, the dtype, and per
+# linear_q reads it, so loading copies it as it is (onto huge pages); the other tensors (norms, conv weights)
+# under their checkpoint names in the model's dtype. Metadata: the format, the layout version, the dtype, and per
 # projection its sizes and whether its gate is packed with it (w3 holds w1).
 _QUANT_LAYOUT = "2"   # 2: a tile's codes and scales in one stream
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
@@ -187,11 +187,13 @@ def quantized_format(path: str) -> str | None:
 
 
 def load_quantized(path: str, cfg: Lfm2Config) -> tuple[dict, torch.dtype]:
-    """name -> tensor or QuantizedWeight of a checkpoint written by save_quantized (memory-mapped), and the
-    model's dtype it was saved with."""
+    """name -> tensor or QuantizedWeight of a checkpoint written by save_quantized, and the model's dtype it was
+    saved with. The other tensors stay memory-mapped; the quantized weights are copied onto huge pages
+    (lfm25_kernels.memory: a decode step streams them faster there), a weight at a time, each letting go of its
+    file pages once copied."""
     from safetensors import safe_open
 
-    from lfm25_kernels import QuantizedWeight
+    from lfm25_kernels import QuantizedWeight, memory
 
     file = os.path.join(path, "model.safetensors")
     f = safe_open(file, framework="pt")
@@ -202,9 +204,16 @@ def load_quantized(path: str, cfg: Lfm2Config) -> tuple[dict, torch.dtype]:
     fmt, dtype = meta["lfm25_quantized"], getattr(torch, meta["lfm25_dtype"])
     projections = json.loads(meta["lfm25_projections"])
     raw = {}
+
+    def copied(t: torch.Tensor) -> torch.Tensor:
+        data = memory.zeros(t.shape, t.dtype).copy_(t)
+        release_pages(t)
+        return data
+
     try:
-        for name, (n, k, gated) in projections.items():
-            raw[name] = QuantizedWeight(f.get_tensor(f"{name}.qdata"), fmt, n, k, gated)
+        with memory.weight_memory():
+            for name, (n, k, gated) in projections.items():
+                raw[name] = QuantizedWeight(copied(f.get_tensor(f"{name}.qdata")), fmt, n, k, gated)
         for name in f.keys():
             if not name.endswith(".qdata"):
                 raw[name] = f.get_tensor(name)
