@@ -90,9 +90,12 @@ def test_blocks_nest_and_restore_the_outer_slab():
 @needs_thp
 @pytest.mark.parametrize("fmt", ["int8", "q4"])
 def test_quantized_weights_on_huge_pages_give_the_same_bits(fmt):
-    w, g = torch.randn(2048, 1024), torch.randn(2048, 1024)
+    gen = torch.Generator().manual_seed(0)
+    lo, hi = L.reference.QUANT_RANGE[fmt]
+    parts = [(torch.randint(lo, hi + 1, (2048, 1024), generator=gen, dtype=torch.int8),
+              torch.rand(2048, 32, generator=gen).half() / 64) for _ in range(2)]
     with memory.weight_memory():
-        q = L.quantize_weight(w, g, format=fmt)
+        q = L.QuantizedWeight.from_codes(fmt, 1024, *parts[0], *parts[1])
     assert huge_bytes(q.data) >= q.nbytes - HUGE
     plain = L.QuantizedWeight(q.data.clone(), fmt, 2048, 1024, True)
     x = torch.randn(3, 1024)
