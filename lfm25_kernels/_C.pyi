@@ -72,7 +72,7 @@ class LinearParams(_Params):
 
 class LinearQParams(_Params):
     # pointers; written by the kernel: y
-    x: int; weight: int; scales: int; y: int
+    x: int; weight: int; y: int
     # sizes, strides and scalars (enums as int)
     x_row_stride: int; y_row_stride: int; rows: int; in_features: int; out_features: int; dtype: int; format: int
     gated: int; num_threads: int
