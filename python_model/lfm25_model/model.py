@@ -21,6 +21,7 @@ from lfm25_kernels._checks import CACHE_DTYPES, FLOAT_DTYPES, HEAD_DIMS
 from .caches import Caches
 from .config import Lfm2Config
 from .generate import generate
+from .loader import release_heap
 
 
 # Prompt tokens a prefill runs through all the blocks at a time (Lfm2ForCausalLM.prefill_chunk): a layer's
@@ -423,6 +424,10 @@ class Lfm2ForCausalLM(nn.Module):
                         lens=counts, keys=keys,
                         continued=torch.tensor([s > 0 for s in starts], dtype=torch.bool, device=dev))
             n = self._blocks(self._embed(tokens[a:b]), step)
+            # NOTE: the piece's activations are freed by now, but glibc keeps their pages, and the next piece's
+            # buffers land on them only in part: over a prefill the heap's resident pages would grow to about
+            # twice what a piece has live at once. Trimmed, the next piece touches fresh pages where it needs them.
+            release_heap()
             if last_only:   # the hidden rows of the sequences that end in this piece
                 last.append(n[[firsts[i] + lens[i] - 1 - a for i in seqs if firsts[i] + lens[i] <= b]])
                 continue
