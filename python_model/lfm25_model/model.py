@@ -178,15 +178,20 @@ class Block(nn.Module):
         self.ops, self.eps = ops, eps
         self.operator_norm, self.mixer, self.ffn_norm, self.feed_forward = operator_norm, mixer, ffn_norm, feed_forward
 
-    def forward(self, x: Tensor, residual: Tensor | None, step: Step) -> tuple[Tensor, Tensor]:
-        """x: the previous block's output, added to the residual stream (None before the first block) inside this
-        block's first norm. Returns this block's output, not yet added, and the residual stream."""
+    def forward(self, stream: list[Tensor | None], step: Step) -> list[Tensor]:
+        """stream: [x, residual], the previous block's output, added to the residual stream (None before the first
+        block) inside this block's first norm. Returns [this block's output, not yet added, the residual stream].
+        NOTE: a list that this block empties, so that the caller holds no reference to the old x and residual
+        while the mixer and the feed-forward run (a prefill piece's largest activations)."""
+        x, residual = stream
+        stream.clear()
         if residual is None:
             n, residual = self.ops.rms_norm(x, self.operator_norm, self.eps), x
         else:
             n, residual = self.ops.rms_norm(x, self.operator_norm, self.eps, residual=residual)
+        del x
         n, residual = self.ops.rms_norm(self.mixer(n, step), self.ffn_norm, self.eps, residual=residual)
-        return self.feed_forward(n), residual
+        return [self.feed_forward(n), residual]
 
 
 class Lfm2ForCausalLM(nn.Module):
@@ -393,9 +398,11 @@ class Lfm2ForCausalLM(nn.Module):
 
     def _blocks(self, h: Tensor, step: Step) -> Tensor:
         """The blocks and the final norm: h [N, D] -> [N, D]."""
-        x, residual = h, None
+        stream = [h, None]
+        del h
         for block in self.layers:
-            x, residual = block(x, residual, step)
+            stream = block(stream, step)
+        x, residual = stream
         return self.ops.rms_norm(x, self.norm, self.config.norm_eps, residual=residual)[0]
 
     def _prefill(self, tokens: Tensor, lens: list[int], rows: Tensor, last_only: bool) -> Tensor:
