@@ -45,7 +45,7 @@ class QkNormRopeAppendParams(_Params):
     q_token_stride: int; q_head_stride: int; k_token_stride: int; k_head_stride: int; v_token_stride: int
     v_head_stride: int; cache_block_stride: int; cache_token_stride: int; cache_head_stride: int; n_tokens: int
     n_q_heads: int; n_kv_heads: int; head_dim: int; n_blocks: int; block_size: int; eps: float; dtype: int
-    weight_dtype: int; num_threads: int
+    weight_dtype: int; cache_dtype: int; num_threads: int
 
 class GqaDecodeParams(_Params):
     # pointers; written by the kernel: out
@@ -54,7 +54,7 @@ class GqaDecodeParams(_Params):
     q_batch_stride: int; q_head_stride: int; cache_block_stride: int; cache_token_stride: int
     cache_head_stride: int; block_table_stride: int; batch: int; n_q_heads: int; n_kv_heads: int; head_dim: int
     n_blocks: int; block_size: int; max_blocks: int; scale: float; block_table_given: int; dtype: int
-    num_threads: int
+    cache_dtype: int; num_threads: int
 
 class RmsNormParams(_Params):
     # pointers; written by the kernel: y, residual_out

@@ -109,6 +109,23 @@ def check_groups(c: Checker, Hq: int, Hkv: int) -> None:
     c.value("q", Hkv > 0 and Hq % Hkv == 0, f"of a head count that is a multiple of the {Hkv} KV heads", Hq)
 
 
+# The KV cache dtypes the attention kernels read and write for each activation dtype: the activations' own, or
+# a 16-bit one under fp32 activations (half the memory, as llama.cpp's default f16 cache).
+CACHE_DTYPES = {torch.float32: FLOAT_DTYPES, torch.float16: (torch.float16,), torch.bfloat16: (torch.bfloat16,)}
+
+
+def check_k_cache(c: Checker, k_cache, q: Tensor, heads: int | None = None) -> int:
+    """k_cache [*, *, Hkv, d] for q [N, Hq, d], in one of q's CACHE_DTYPES, of `heads` KV heads where given;
+    returns Hkv."""
+    c.tensor("k_cache", k_cache, ndim=4, device=q.device)
+    allowed = CACHE_DTYPES[q.dtype]
+    if k_cache.dtype not in allowed:
+        c.fail("k_cache", f"of dtype {' or '.join(map(str, allowed))} for {q.dtype} activations (a cache in "
+               "another dtype than the activations' is fp16 or bf16 under fp32)", k_cache.dtype, TypeError)
+    c.tensor("k_cache", k_cache, shape=(None, None, heads or k_cache.shape[2], q.shape[2]))
+    return k_cache.shape[2]
+
+
 def check_v_cache(c: Checker, v_cache, k_cache: Tensor) -> None:
     """v_cache shaped and strided like k_cache."""
     c.tensor("v_cache", v_cache, ndim=4, dtype=k_cache.dtype, device=k_cache.device, shape=tuple(k_cache.shape))

@@ -90,7 +90,8 @@ def qk_norm_rope_append(q: Tensor, k: Tensor, v: Tensor, q_norm_weight: Tensor, 
                         positions: Tensor, k_cache: Tensor, v_cache: Tensor, slot_mapping: Tensor, *,
                         eps: float = 1e-5, rope_theta: float = 1e6) -> Tensor:
     """q_out = rope(rmsnorm(q)); k_cache/v_cache at flat slot slot_mapping[n] (-1 = skip) get rope(rmsnorm(k))
-    and v. Caches [blocks, block_size, Hkv, d]."""
+    and v, in the caches' dtype (the activations', or 16-bit under fp32: one rounding from fp32). Caches
+    [blocks, block_size, Hkv, d]."""
     d = q.shape[-1]
     angle = positions.to(torch.float32)[:, None] * rope_inv_freq(d, rope_theta, q.device)[None, :]
     cos, sin = angle.cos()[:, None, :], angle.sin()[:, None, :]
@@ -98,15 +99,15 @@ def qk_norm_rope_append(q: Tensor, k: Tensor, v: Tensor, q_norm_weight: Tensor, 
     k_out = _norm_rope(k, k_norm_weight, cos, sin, eps)
     keep = slot_mapping >= 0
     slots = slot_mapping[keep].long()
-    k_cache.view(-1, *k_cache.shape[2:])[slots] = k_out[keep]
-    v_cache.view(-1, *v_cache.shape[2:])[slots] = v[keep]
+    k_cache.view(-1, *k_cache.shape[2:])[slots] = k_out[keep].to(k_cache.dtype)
+    v_cache.view(-1, *v_cache.shape[2:])[slots] = v[keep].to(v_cache.dtype)
     return q_out
 
 
 def gqa_decode(q: Tensor, k_cache: Tensor, v_cache: Tensor, seq_lens: Tensor, *,
                block_table: Tensor | None = None, scale: float | None = None) -> Tensor:
     """out[b, h] = softmax(scale q[b,h] . K^T) V over the first seq_lens[b] cached tokens of sequence b, KV
-    head h // (Hq/Hkv); zeros when seq_lens[b] == 0."""
+    head h // (Hq/Hkv), the caches read into fp32 from their dtype; zeros when seq_lens[b] == 0."""
     B, Hq, d = q.shape
     Hkv = k_cache.shape[2]
     scale = d ** -0.5 if scale is None else scale

@@ -24,6 +24,8 @@ TOLERANCE = {
 }
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+# (activations, KV cache) dtypes of the attention ops: the same, or a 16-bit cache under fp32 activations
+KV_DTYPES = [(d, d) for d in DTYPES] + [(torch.float32, torch.float16), (torch.float32, torch.bfloat16)]
 
 
 def assert_close(actual: torch.Tensor, expected: torch.Tensor, msg: str = ""):

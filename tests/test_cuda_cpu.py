@@ -16,7 +16,7 @@ import lfm25_kernels as L
 from cuda_cpu import Device
 from lfm25_kernels import ops, reference as R
 
-from conftest import DTYPES, assert_close, assert_equal
+from conftest import KV_DTYPES, assert_close, assert_equal
 from test_attention import append_inputs, decode_inputs, decode_problems
 from test_short_conv import conv_problems
 
@@ -113,20 +113,20 @@ def unaligned(t: torch.Tensor) -> torch.Tensor:
     return out
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_unaligned_caches_take_the_element_wise_kernels(dtype):
+@pytest.mark.parametrize("dtype,cache_dtype", KV_DTYPES)
+def test_unaligned_caches_take_the_element_wise_kernels(dtype, cache_dtype):
     """Caches that are not 16-byte aligned send gqa_decode and qk_norm_rope_append to their element-wise
     kernels, which the op tests (fresh caches, always aligned) never reach."""
-    p = dict(dtype=dtype, d=96, hq=12, hkv=3, B=3, paged=True, block_size=16, max_blocks=20, lens=[300, 0, 17],
-             q_view=False, scale=None, seed=1)
+    p = dict(dtype=dtype, cache_dtype=cache_dtype, d=96, hq=12, hkv=3, B=3, paged=True, block_size=16,
+             max_blocks=20, lens=[300, 0, 17], q_view=False, scale=None, seed=1)
     (q, kc, vc, lens), kw = decode_inputs(p)
     kc, vc = unaligned(kc), unaligned(vc)
     out, log = run(Device(), L.gqa_decode, q, kc, vc, lens, **kw)
     assert_close(out, R.gqa_decode(q, kc, vc, lens, **kw), "gqa_decode out")
     assert grids(log, "gqa_combine_kernel"), "a split run"
 
-    p = dict(dtype=dtype, d=64, hq=8, hkv=2, n=7, block_size=4, n_blocks=5, slots=[3, 0, -1, 19, 8, 9, 12],
-             positions=[5, 0, 1, 40000, 7, 8, 9], weight_f32=False, theta=1e6, seed=2)
+    p = dict(dtype=dtype, cache_dtype=cache_dtype, d=64, hq=8, hkv=2, n=7, block_size=4, n_blocks=5,
+             slots=[3, 0, -1, 19, 8, 9, 12], positions=[5, 0, 1, 40000, 7, 8, 9], weight_f32=False, theta=1e6, seed=2)
     (q, k, v, qw, kwt, pos, kc, vc, slots), kw = append_inputs(p)
     kc, vc = unaligned(kc), unaligned(vc)
     kc_ref, vc_ref = kc.clone(), vc.clone()

@@ -121,3 +121,12 @@ def test_generate_frees_the_old_caches_before_allocating_larger_ones(tmp_path, m
     monkeypatch.setattr(model_module, "Caches", Caches)
     model.generate([[3, 4, 5], [6, 7]], 2)   # a larger batch: new caches
     assert allocated == [True]
+
+
+def test_each_prefill_piece_returns_its_freed_heap(tmp_path, monkeypatch):
+    _, path = make_checkpoint(tmp_path, "h96-g1-k3")
+    model = Lfm2ForCausalLM.from_pretrained(path, prefill_chunk=4)
+    trims = []
+    monkeypatch.setattr(model_module, "release_heap", lambda: trims.append(len(trims)))
+    model.generate([[3, 4, 5, 6, 7], [6, 7, 8, 9]], 3)   # 9 prompt tokens: pieces of 4, 4 and 1; decode steps
+    assert len(trims) == 3

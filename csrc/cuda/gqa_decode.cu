@@ -1,6 +1,7 @@
 // gqa_decode on CUDA: out[b, h] = softmax(scale * q[b, h] . K^T) V over the first seq_lens[b] cached tokens of
 // sequence b, KV head h / G (G = Hq / Hkv). q [B, Hq, d] (strided), caches [n_blocks, block_size, Hkv, d] with
 // block_table [B, max_blocks] (paged) or without (contiguous: block b, block_size = L_max), out [B, Hq, d].
+// The caches are stored as CDT: q's DT, or fp16 / bf16 under fp32 q (rows are laid out for CDT's vectors).
 // Parallelisation (flash-decoding, launch arithmetic in launch.cuh):
 //   1. split kernel: one 128-thread block per (sequence, KV head, tile of GT <= 8 query heads, token split).
 //      Groups of d/V lanes hold one K/V row as 16-byte vectors (d = 64 bf16: 8 lanes, 4 tokens per warp); each
@@ -66,12 +67,14 @@ struct GqaShape {
 // Without the minimum, ptxas picks a lower cap for some tiles and spills.
 template <int GT> constexpr int kGqaMinBlocks = GT <= 2 ? 4 : GT == 4 ? 3 : 2;
 
-template <DType DT, int HD, int GT, bool kVec>
+template <DType DT, DType CDT, int HD, int GT, bool kVec>
 __global__ void __launch_bounds__(kGqaThreads, kGqaMinBlocks<GT>)
 gqa_split_kernel(const GqaDecodeParams p, const int n_split, const int n_tiles, float* __restrict__ ws) {
   using S = Storage<DT>;
   using T = typename S::T;
-  using Sh = GqaShape<DT, HD, GT>;
+  using C = Storage<CDT>;
+  using CT = typename C::T;
+  using Sh = GqaShape<CDT, HD, GT>;   // a lane's share of a cache row
   constexpr int V = Sh::V, P = Sh::P, U = Sh::U;
   __shared__ float sm_m[kGqaWarps][GT], sm_l[kGqaWarps][GT], sm_acc[kGqaWarps][GT][HD];
 
@@ -109,15 +112,15 @@ gqa_split_kernel(const GqaDecodeParams p, const int n_split, const int n_tiles, 
     for (int i = 0; i < V; ++i) acc[g][i] = 0.0f;
   }
 
-  const T* kc = static_cast<const T*>(p.k_cache) + kh * p.cache_head_stride + sub * V;
-  const T* vc = static_cast<const T*>(p.v_cache) + kh * p.cache_head_stride + sub * V;
+  const CT* kc = static_cast<const CT*>(p.k_cache) + kh * p.cache_head_stride + sub * V;
+  const CT* vc = static_cast<const CT*>(p.v_cache) + kh * p.cache_head_stride + sub * V;
   const bool paged = p.block_table_given != 0;
   const int32_t* table = p.block_table + b * p.block_table_stride;
   // the same trip count for every thread of the block (the shuffles need whole warps)
   // token positions fit 32 bits (seq_lens are int32): the paged walk divides once per step, in 32 bits
   const unsigned bs = unsigned(min(p.block_size, int64_t(0x7fffffff)));
   for (int64_t step = t0; step < t1; step += Sh::kStep) {
-    T kr[U][V], vr[U][V];
+    CT kr[U][V], vr[U][V];
     bool ok[U];
     const unsigned first = unsigned(step) + unsigned(group) * U;  // this group's U consecutive tokens
     unsigned page = first / bs, off = first % bs;
@@ -130,11 +133,11 @@ gqa_split_kernel(const GqaDecodeParams p, const int n_split, const int n_tiles, 
       ok[u] = t < t1 && blk >= 0 && blk < p.n_blocks;
       if (ok[u] && lane_on) {
         const int64_t row = blk * p.cache_block_stride + int64_t(paged ? off : first + u) * p.cache_token_stride;
-        load_raw<T, V, kVec>(kc + row, kr[u]);
-        load_raw<T, V, kVec>(vc + row, vr[u]);
+        load_raw<CT, V, kVec>(kc + row, kr[u]);
+        load_raw<CT, V, kVec>(vc + row, vr[u]);
       } else {
 #pragma unroll
-        for (int i = 0; i < V; ++i) kr[u][i] = vr[u][i] = S::store(0.0f);
+        for (int i = 0; i < V; ++i) kr[u][i] = vr[u][i] = C::store(0.0f);
       }
     }
     float s[U][GT];
@@ -142,7 +145,7 @@ gqa_split_kernel(const GqaDecodeParams p, const int n_split, const int n_tiles, 
     for (int u = 0; u < U; ++u) {
       float kf[V];
 #pragma unroll
-      for (int i = 0; i < V; ++i) kf[i] = S::load(kr[u][i]);
+      for (int i = 0; i < V; ++i) kf[i] = C::load(kr[u][i]);
 #pragma unroll
       for (int g = 0; g < GT; ++g) {
         float dot = 0.0f;
@@ -174,7 +177,7 @@ gqa_split_kernel(const GqaDecodeParams p, const int n_split, const int n_tiles, 
         const float e = exp2f(s[u][g] - mx);
         l[g] += e;
 #pragma unroll
-        for (int i = 0; i < V; ++i) acc[g][i] = fmaf(e, S::load(vr[u][i]), acc[g][i]);
+        for (int i = 0; i < V; ++i) acc[g][i] = fmaf(e, C::load(vr[u][i]), acc[g][i]);
       }
       m[g] = mx;
     }
@@ -261,7 +264,7 @@ __global__ void __launch_bounds__(128) gqa_combine_kernel(const GqaDecodeParams 
   for (int i = 0; i < kPer; ++i) out[lane + 32 * i] = S::store(o[i] * inv);
 }
 
-template <DType DT, int HD, int GT, bool kVec>
+template <DType DT, DType CDT, int HD, int GT, bool kVec>
 Status launch(const GqaDecodeParams& p, cudaStream_t stream) {
   const int64_t G = p.n_q_heads / p.n_kv_heads;
   const int n_tiles = int(ceil_div(G, GT));
@@ -274,8 +277,8 @@ Status launch(const GqaDecodeParams& p, cudaStream_t stream) {
     ws = static_cast<float*>(workspace_alloc(bytes, stream));
     if (!ws) n_split = 1;  // no scratch memory: one split per block, still correct
   }
-  Status s = LFM25_CUDA_LAUNCH((gqa_split_kernel<DT, HD, GT, kVec>), unsigned(units * n_split), kGqaThreads, 0,
-                              stream, p, n_split, n_tiles, ws);
+  Status s = LFM25_CUDA_LAUNCH((gqa_split_kernel<DT, CDT, HD, GT, kVec>), unsigned(units * n_split), kGqaThreads,
+                              0, stream, p, n_split, n_tiles, ws);
   if (s == Status::kOk && n_split > 1)
     s = LFM25_CUDA_LAUNCH((gqa_combine_kernel<DT, HD>), gqa_combine_grid(p.batch, p.n_q_heads), 128, 0, stream, p,
                           n_split, ws);
@@ -283,19 +286,19 @@ Status launch(const GqaDecodeParams& p, cudaStream_t stream) {
   return s;
 }
 
-template <DType DT, int HD>
+template <DType DT, DType CDT, int HD>
 Status dispatch(const GqaDecodeParams& p, cudaStream_t stream) {
-  constexpr int V = kVecOf<DT>;
+  constexpr int V = kVecOf<CDT>;
   const int64_t G = p.n_q_heads / p.n_kv_heads;
   const bool vec = aligned16(p.k_cache) && aligned16(p.v_cache) && p.cache_block_stride % V == 0 &&
                    p.cache_token_stride % V == 0 && p.cache_head_stride % V == 0;
   // NOTE: the element-wise fallback (caches not 16-byte aligned) is built for tiles of 8 heads only, to keep the
   // number of kernels down; it is correct for every group size, just slower.
-  if (!vec) return launch<DT, HD, 8, false>(p, stream);
-  if (G <= 1) return launch<DT, HD, 1, true>(p, stream);
-  if (G <= 2) return launch<DT, HD, 2, true>(p, stream);
-  if (G <= 4) return launch<DT, HD, 4, true>(p, stream);
-  return launch<DT, HD, 8, true>(p, stream);
+  if (!vec) return launch<DT, CDT, HD, 8, false>(p, stream);
+  if (G <= 1) return launch<DT, CDT, HD, 1, true>(p, stream);
+  if (G <= 2) return launch<DT, CDT, HD, 2, true>(p, stream);
+  if (G <= 4) return launch<DT, CDT, HD, 4, true>(p, stream);
+  return launch<DT, CDT, HD, 8, true>(p, stream);
 }
 
 }  // namespace
@@ -303,9 +306,9 @@ Status dispatch(const GqaDecodeParams& p, cudaStream_t stream) {
 Status gqa_decode(const GqaDecodeParams& p, void* stream) {
   if (p.batch <= 0) return Status::kOk;
   if (p.n_kv_heads <= 0 || p.n_q_heads % p.n_kv_heads != 0 || p.block_size <= 0) return Status::kUnsupportedShape;
-  return LFM25_DTYPE_SWITCH(p.dtype, DT, [&] {
+  return LFM25_KV_DTYPE_SWITCH(p.dtype, p.cache_dtype, DT, CDT, [&] {
     auto s = static_cast<cudaStream_t>(stream);
-    return LFM25_HEAD_DIM_SWITCH(p.head_dim, HD, [&] { return dispatch<DT, HD>(p, s); });
+    return LFM25_HEAD_DIM_SWITCH(p.head_dim, HD, [&] { return dispatch<DT, CDT, HD>(p, s); });
   });
 }
 

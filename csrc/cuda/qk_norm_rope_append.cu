@@ -3,7 +3,8 @@
 //   out[i] = x'[i] cos(a_i) - x'[i+half] sin(a_i),  out[i+half] = x'[i+half] cos(a_i) + x'[i] sin(a_i),
 //   a_i = float(pos) * inv_freq[i]
 // q heads -> q_out [N, Hq, d]; k heads -> k_cache, v heads copied -> v_cache, at flat slot slot_mapping[n]
-// (skipped when -1 or out of range). q, k, v may be strided views of one qkv projection.
+// (skipped when -1 or out of range), in the caches' dtype CDT (the activations' DT, or fp16 / bf16 under
+// fp32). q, k, v may be strided views of one qkv projection.
 // Parallelisation: one block per token; its cos/sin table is computed once (accurate sincosf: positions reach
 // 32K and beyond) into shared memory. Each head is handled by a group of P lanes, each holding V elements of
 // the first half and their rotate-half partners (16-byte loads each), so RoPE needs no exchange between lanes
@@ -16,10 +17,11 @@
 namespace lfm25::cuda {
 namespace {
 
-template <DType DT, int HD, bool kVec>
+template <DType DT, DType CDT, int HD, bool kVec>
 __global__ void __launch_bounds__(256) qk_norm_rope_append_kernel(const QkNormRopeAppendParams p) {
   using S = Storage<DT>;
   using T = typename S::T;
+  using CT = typename Storage<CDT>::T;
   constexpr int kHalf = HD / 2;
   constexpr int V = kVecOf<DT>;                 // elements per lane in each half (16 bytes when kVec)
   constexpr int kLanes = kHalf / V;             // lanes that hold data
@@ -75,29 +77,39 @@ __global__ void __launch_bounds__(256) qk_norm_rope_append_kernel(const QkNormRo
       out_lo[i] = a * c - b * s;
       out_hi[i] = b * c + a * s;
     }
-    T* dst;
     if (is_q) {
-      dst = static_cast<T*>(p.q_out) + (n * Hq + h) * HD;
-    } else {
-      dst = static_cast<T*>(p.k_cache) + cache_row + kh * p.cache_head_stride;
-      const T* vs = static_cast<const T*>(p.v) + n * p.v_token_stride + kh * p.v_head_stride;
-      T* vd = static_cast<T*>(p.v_cache) + cache_row + kh * p.cache_head_stride;
+      T* dst = static_cast<T*>(p.q_out) + (n * Hq + h) * HD;
+      store_f32<DT, V, kVec>(dst + e0, out_lo);
+      store_f32<DT, V, kVec>(dst + kHalf + e0, out_hi);
+      continue;
+    }
+    CT* dst = static_cast<CT*>(p.k_cache) + cache_row + kh * p.cache_head_stride;
+    store_f32<CDT, V, kVec>(dst + e0, out_lo);
+    store_f32<CDT, V, kVec>(dst + kHalf + e0, out_hi);
+    const T* vs = static_cast<const T*>(p.v) + n * p.v_token_stride + kh * p.v_head_stride;
+    CT* vd = static_cast<CT*>(p.v_cache) + cache_row + kh * p.cache_head_stride;
+    if constexpr (CDT == DT) {
       T v_lo[V], v_hi[V];
       load_raw<T, V, kVec>(vs + e0, v_lo);
       load_raw<T, V, kVec>(vs + kHalf + e0, v_hi);
       store_raw<T, V, kVec>(vd + e0, v_lo);
       store_raw<T, V, kVec>(vd + kHalf + e0, v_hi);
+    } else {   // converted: V fp32 values make 8 bytes of CT, so element-wise stores
+      float v_lo[V], v_hi[V];
+      load_f32<DT, V, kVec>(vs + e0, v_lo);
+      load_f32<DT, V, kVec>(vs + kHalf + e0, v_hi);
+      store_f32<CDT, V, kVec>(vd + e0, v_lo);
+      store_f32<CDT, V, kVec>(vd + kHalf + e0, v_hi);
     }
-    store_f32<DT, V, kVec>(dst + e0, out_lo);
-    store_f32<DT, V, kVec>(dst + kHalf + e0, out_hi);
   }
 }
 
-template <DType DT, int HD, bool kVec>
+template <DType DT, DType CDT, int HD, bool kVec>
 Status launch(const QkNormRopeAppendParams& p, cudaStream_t stream) {
   constexpr int P = next_pow2(HD / 2 / kVecOf<DT>);
   const unsigned threads = qk_norm_rope_threads(p.n_q_heads + p.n_kv_heads, P);
-  return LFM25_CUDA_LAUNCH((qk_norm_rope_append_kernel<DT, HD, kVec>), unsigned(p.n_tokens), threads, 0, stream, p);
+  return LFM25_CUDA_LAUNCH((qk_norm_rope_append_kernel<DT, CDT, HD, kVec>), unsigned(p.n_tokens), threads, 0, stream,
+                           p);
 }
 
 }  // namespace
@@ -105,7 +117,7 @@ Status launch(const QkNormRopeAppendParams& p, cudaStream_t stream) {
 Status qk_norm_rope_append(const QkNormRopeAppendParams& p, void* stream) {
   if (p.n_tokens <= 0) return Status::kOk;
   if (p.n_q_heads <= 0 || p.n_kv_heads <= 0 || p.block_size <= 0) return Status::kUnsupportedShape;
-  return LFM25_DTYPE_SWITCH(p.dtype, DT, [&] {
+  return LFM25_KV_DTYPE_SWITCH(p.dtype, p.cache_dtype, DT, CDT, [&] {
     constexpr int V = kVecOf<DT>;
     // 16-byte accesses when every head start is a 16-byte multiple (q_out is allocated contiguous); the norm
     // weights are read with the same width, in their own dtype
@@ -117,7 +129,7 @@ Status qk_norm_rope_append(const QkNormRopeAppendParams& p, void* stream) {
                      p.cache_head_stride % V == 0;
     auto s = static_cast<cudaStream_t>(stream);
     return LFM25_BOOL_SWITCH(vec, kVec, [&] {
-      return LFM25_HEAD_DIM_SWITCH(p.head_dim, HD, [&] { return launch<DT, HD, kVec>(p, s); });
+      return LFM25_HEAD_DIM_SWITCH(p.head_dim, HD, [&] { return launch<DT, CDT, HD, kVec>(p, s); });
     });
   });
 }

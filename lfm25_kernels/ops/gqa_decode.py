@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from .. import _C
-from .._checks import Checker, check_groups, check_query, check_v_cache
+from .._checks import Checker, check_groups, check_k_cache, check_query, check_v_cache
 from .._launch import DTYPE_CODE, launch, set_pointers
 
 
@@ -16,10 +16,7 @@ def _check(q, k_cache, v_cache, seq_lens, block_table, scale) -> None:
         c.number("scale", scale)
     check_query(c, q)
     B, Hq, d = q.shape
-    c.tensor("k_cache", k_cache, ndim=4, dtype=q.dtype, device=q.device)
-    Hkv = k_cache.shape[2]
-    c.tensor("k_cache", k_cache, shape=(None, None, Hkv, d))
-    check_groups(c, Hq, Hkv)
+    check_groups(c, Hq, check_k_cache(c, k_cache, q))
     check_v_cache(c, v_cache, k_cache)
     c.index("seq_lens", seq_lens, B, q.device)
     if block_table is not None:
@@ -46,7 +43,7 @@ def _run(q: Tensor, k_cache: Tensor, v_cache: Tensor, seq_lens: Tensor, block_ta
     p.n_blocks, p.block_size = k_cache.shape[0], k_cache.shape[1]
     p.max_blocks = block_table.shape[1] if block_table is not None else 1
     p.scale = d ** -0.5 if scale is None else float(scale)
-    p.dtype = DTYPE_CODE[q.dtype]
+    p.dtype, p.cache_dtype = DTYPE_CODE[q.dtype], DTYPE_CODE[k_cache.dtype]
     launch("gqa_decode", p, tensors, q.device)
     return out
 
@@ -65,8 +62,9 @@ def gqa_decode(q: Tensor, k_cache: Tensor, v_cache: Tensor, seq_lens: Tensor, *,
     """Single-query grouped attention per sequence against its KV cache.
 
     q: [B, Hq, d]; k_cache, v_cache: [B, L_max, Hkv, d] (contiguous: sequence b owns row b) or
-    [n_blocks, block_size, Hkv, d] with block_table int32 [B, max_blocks] (paged); seq_lens: int32 [B], the
-    number of valid cached tokens (0 gives zeros). Query head h reads KV head h // (Hq/Hkv).
+    [n_blocks, block_size, Hkv, d] with block_table int32 [B, max_blocks] (paged), in q's dtype, or in fp16
+    or bf16 when q is fp32; seq_lens: int32 [B], the number of valid cached tokens (0 gives zeros). Query head
+    h reads KV head h // (Hq/Hkv).
     scale defaults to d**-0.5. d in {32, 64, 96, 128}. Returns out: [B, Hq, d]. NaN in q, K or V and scores
     that overflow fp32 give NaN where the reference softmax does. On the CPU the output does not depend on the
     thread count (fixed 256-token splits).

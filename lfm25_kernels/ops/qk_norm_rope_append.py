@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from .. import _C
-from .._checks import Checker, check_groups, check_query, check_v_cache
+from .._checks import Checker, check_groups, check_k_cache, check_query, check_v_cache
 from .._launch import DTYPE_CODE, constant, launch, set_pointers
 from ..reference import rope_inv_freq
 
@@ -37,7 +37,7 @@ def _check(q, k, v, q_norm_weight, k_norm_weight, positions, k_cache, v_cache, s
             k_norm_weight.dtype)
     c.index("positions", positions, N, dev)
     c.index("slot_mapping", slot_mapping, N, dev)
-    c.tensor("k_cache", k_cache, ndim=4, dtype=dt, device=dev, shape=(None, None, Hkv, d))
+    check_k_cache(c, k_cache, q, Hkv)
     check_v_cache(c, v_cache, k_cache)
     c.written("k_cache", k_cache)
     c.written("v_cache", v_cache, ("k_cache", k_cache))
@@ -65,6 +65,7 @@ def _run(q: Tensor, k: Tensor, v: Tensor, q_norm_weight: Tensor, k_norm_weight: 
     p.n_blocks, p.block_size = k_cache.shape[0], k_cache.shape[1]
     p.eps = float(eps)
     p.dtype, p.weight_dtype = DTYPE_CODE[q.dtype], DTYPE_CODE[q_norm_weight.dtype]
+    p.cache_dtype = DTYPE_CODE[k_cache.dtype]
     launch("qk_norm_rope_append", p, tensors, q.device)
     return q_out
 
@@ -85,7 +86,8 @@ def qk_norm_rope_append(q: Tensor, k: Tensor, v: Tensor, q_norm_weight: Tensor, 
 
     q: [N, Hq, d], k and v: [N, Hkv, d] (views into one qkv projection are fine); q_norm_weight and
     k_norm_weight: [d]; positions, slot_mapping: int32 [N]. k_cache, v_cache: [n_blocks, block_size, Hkv, d]
-    (a contiguous cache is [B, L_max, Hkv, d]); token n goes to flat slot slot_mapping[n] = block * block_size
+    (a contiguous cache is [B, L_max, Hkv, d]) in q's dtype, or in fp16 or bf16 when q is fp32 (k is rounded
+    once, from fp32, to the cache's dtype); token n goes to flat slot slot_mapping[n] = block * block_size
     + offset, -1 = not written. d in {32, 64, 96, 128}. Returns q_out: [N, Hq, d].
     """
     if torch.compiler.is_compiling():

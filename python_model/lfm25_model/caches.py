@@ -8,10 +8,12 @@ from .config import Lfm2Config
 
 
 class Caches:
-    """Conv states [S, K-1, D] per conv layer and K/V caches [n_blocks, block_size, Hkv, d] per attention layer.
-    Sequence slot s owns blocks block_table[s] (contiguous caches: one block of max_seq tokens per slot)."""
+    """Conv states [S, K-1, D] per conv layer (dtype) and K/V caches [n_blocks, block_size, Hkv, d] per attention
+    layer (kv_dtype). Sequence slot s owns blocks block_table[s] (contiguous caches: one block of max_seq tokens
+    per slot)."""
 
-    def __init__(self, cfg: Lfm2Config, max_batch: int, max_seq: int, dtype, device, paged: bool, block_size: int):
+    def __init__(self, cfg: Lfm2Config, max_batch: int, max_seq: int, dtype, kv_dtype, device, paged: bool,
+                 block_size: int):
         D, K, Hkv, d = cfg.hidden_size, cfg.conv_L_cache, cfg.num_key_value_heads, cfg.head_dim
         self.max_batch, self.max_seq, self.paged = max_batch, max_seq, paged
         self.block_size = block_size if paged else max_seq
@@ -20,8 +22,8 @@ class Caches:
         self.block_table = torch.arange(n_blocks, dtype=torch.int32, device=device).view(max_batch, per_seq)
         self.conv = {i: torch.zeros(max_batch, K - 1, D, dtype=dtype, device=device)
                      for i in range(cfg.num_hidden_layers) if not cfg.is_attention(i)}
-        self.kv = {i: (torch.zeros(n_blocks, self.block_size, Hkv, d, dtype=dtype, device=device),
-                       torch.zeros(n_blocks, self.block_size, Hkv, d, dtype=dtype, device=device))
+        self.kv = {i: (torch.zeros(n_blocks, self.block_size, Hkv, d, dtype=kv_dtype, device=device),
+                       torch.zeros(n_blocks, self.block_size, Hkv, d, dtype=kv_dtype, device=device))
                    for i in range(cfg.num_hidden_layers) if cfg.is_attention(i)}
 
     def slots(self, rows: Tensor, positions: Tensor) -> Tensor:

@@ -139,8 +139,9 @@ def release_pages(t: torch.Tensor) -> None:
 
 
 def release_heap() -> None:
-    """Return the C heap's free pages to the system (glibc's malloc_trim) once a load's temporaries are freed:
-    glibc keeps freed blocks of a few MB for reuse, which would stay in the process's memory for nothing."""
+    """Return the C heap's free pages to the system (glibc's malloc_trim) once a load's or a prefill piece's
+    temporaries are freed: glibc keeps freed blocks of a few MB for reuse, which would stay in the process's
+    memory for nothing."""
     import ctypes
 
     try:

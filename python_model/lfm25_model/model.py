@@ -16,12 +16,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lfm25_kernels import CpuGraph, Graphed
+from lfm25_kernels._checks import CACHE_DTYPES, FLOAT_DTYPES, HEAD_DIMS
 from lfm25_kernels.memory import weight_memory
-from lfm25_kernels._checks import FLOAT_DTYPES, HEAD_DIMS
 
 from .caches import Caches
 from .config import Lfm2Config
 from .generate import generate
+from .loader import release_heap
 
 
 # Prompt tokens a prefill runs through all the blocks at a time (Lfm2ForCausalLM.prefill_chunk): a layer's
@@ -43,6 +44,18 @@ def _dtype(dtype) -> torch.dtype | None:
         raise TypeError(f"Lfm2ForCausalLM: dtype must be torch.float32, torch.float16, torch.bfloat16 or None, got "
                         f"{dtype!r}")
     return dtype
+
+
+def _kv_dtype(kv_dtype, dtype: torch.dtype, quantized: bool) -> torch.dtype:
+    """The KV caches' dtype from a kv_dtype option (None: fp16 for quantized weights under fp32 activations, as
+    llama.cpp's default f16 cache, else the model's dtype), checked against what the attention kernels take."""
+    if kv_dtype is None:
+        return torch.float16 if quantized and dtype == torch.float32 else dtype
+    kv_dtype = _dtype(kv_dtype)
+    if kv_dtype not in CACHE_DTYPES[dtype]:
+        raise ValueError(f"Lfm2ForCausalLM: kv_dtype must be {' or '.join(map(str, CACHE_DTYPES[dtype]))} for "
+                         f"{dtype} activations (a 16-bit cache under fp32 only), got {kv_dtype}")
+    return kv_dtype
 
 
 def _prefill_chunk(value) -> int | None:
@@ -145,14 +158,15 @@ class Attention(nn.Module):
 
 def _causal_attention(q: Tensor, k_cache: Tensor, v_cache: Tensor, step: Step) -> Tensor:
     """Causal attention within each sequence of a prefill piece, its keys (those of the earlier pieces too) read
-    back from the cache: [N, Hq * d]."""
+    back from the cache (in q's dtype when the cache is 16-bit under fp32): [N, Hq * d]."""
     out = torch.empty(q.shape[0], q.shape[1] * q.shape[2], dtype=q.dtype, device=q.device)
     keys, values = k_cache.view(-1, *k_cache.shape[2:]), v_cache.view(-1, *v_cache.shape[2:])
     start = 0
     for T, (slots, mask) in zip(step.lens, step.keys):
-        o = F.scaled_dot_product_attention(q[start:start + T].transpose(0, 1)[None],
-                                           keys[slots].transpose(0, 1)[None], values[slots].transpose(0, 1)[None],
-                                           attn_mask=mask, is_causal=mask is None, enable_gqa=True)
+        k, v = keys[slots].to(q.dtype), values[slots].to(q.dtype)
+        o = F.scaled_dot_product_attention(q[start:start + T].transpose(0, 1)[None], k.transpose(0, 1)[None],
+                                           v.transpose(0, 1)[None], attn_mask=mask, is_causal=mask is None,
+                                           enable_gqa=True)
         out[start:start + T] = o[0].transpose(0, 1).reshape(T, -1)
         start += T
     return out
@@ -165,15 +179,20 @@ class Block(nn.Module):
         self.ops, self.eps = ops, eps
         self.operator_norm, self.mixer, self.ffn_norm, self.feed_forward = operator_norm, mixer, ffn_norm, feed_forward
 
-    def forward(self, x: Tensor, residual: Tensor | None, step: Step) -> tuple[Tensor, Tensor]:
-        """x: the previous block's output, added to the residual stream (None before the first block) inside this
-        block's first norm. Returns this block's output, not yet added, and the residual stream."""
+    def forward(self, stream: list[Tensor | None], step: Step) -> list[Tensor]:
+        """stream: [x, residual], the previous block's output, added to the residual stream (None before the first
+        block) inside this block's first norm. Returns [this block's output, not yet added, the residual stream].
+        NOTE: a list that this block empties, so that the caller holds no reference to the old x and residual
+        while the mixer and the feed-forward run (a prefill piece's largest activations)."""
+        x, residual = stream
+        stream.clear()
         if residual is None:
             n, residual = self.ops.rms_norm(x, self.operator_norm, self.eps), x
         else:
             n, residual = self.ops.rms_norm(x, self.operator_norm, self.eps, residual=residual)
+        del x
         n, residual = self.ops.rms_norm(self.mixer(n, step), self.ffn_norm, self.eps, residual=residual)
-        return self.feed_forward(n), residual
+        return [self.feed_forward(n), residual]
 
 
 class Lfm2ForCausalLM(nn.Module):
@@ -190,6 +209,7 @@ class Lfm2ForCausalLM(nn.Module):
         self.named_weights: dict = {}       # checkpoint name -> projection or tensor, set by _build
         self.source: str | None = None      # the checkpoint's directory
         self.prefill_chunk = PREFILL_CHUNK
+        self._kv_dtype = norm.dtype
 
     @property
     def prefill_chunk(self) -> int | None:
@@ -200,12 +220,26 @@ class Lfm2ForCausalLM(nn.Module):
     def prefill_chunk(self, value: int | None) -> None:
         self._prefill_chunk = _prefill_chunk(value)
 
+    @property
+    def kv_dtype(self) -> torch.dtype:
+        """The KV caches' dtype: the model's, or fp16 or bf16 under fp32 activations (half the cache memory)."""
+        return self._kv_dtype
+
+    @kv_dtype.setter
+    def kv_dtype(self, value) -> None:
+        """A new dtype (None: the default for this model) drops the caches; the next generate allocates them."""
+        value = _kv_dtype(value, self.dtype, self.quantized is not None)
+        if value != self._kv_dtype:
+            self._decode_step.reset()
+            self.caches = None
+        self._kv_dtype = value
+
     # ---- loading -----------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, path: str, *, backend: str = "kernels", dtype: torch.dtype | None = None,
                         device: str | torch.device = "cpu", pack_weights: bool | None = None,
-                        quantize: str | None = None,
-                        prefill_chunk: int | None = PREFILL_CHUNK) -> "Lfm2ForCausalLM":
+                        quantize: str | None = None, prefill_chunk: int | None = PREFILL_CHUNK,
+                        kv_dtype: torch.dtype | str | None = None) -> "Lfm2ForCausalLM":
         """path: a local checkpoint directory (config.json and model.safetensors, as Hugging Face saves them).
         dtype: torch.float32, torch.float16 or torch.bfloat16 (or "fp32", "fp16", "bf16"); None keeps the
         checkpoint's. pack_weights: pack the bf16 projections for the x86 CPU tables (lfm25_kernels.Projection:
@@ -216,11 +250,14 @@ class Lfm2ForCausalLM(nn.Module):
         section 4 has the formats). A checkpoint written by save_quantized() loads as it was saved, without the
         original (quantize: None or its format). prefill_chunk: the most prompt tokens a prefill runs through
         the blocks at a time, which bounds its activations' memory (None or 0: all at once); the logits are the
-        same either way, up to rounding (attention's sums, and torch's GEMM for unquantized weights)."""
+        same either way, up to rounding (attention's sums, and torch's GEMM for unquantized weights).
+        kv_dtype: the KV caches' dtype, dtype's or (under fp32 activations) torch.float16 or torch.bfloat16; None
+        takes fp16 for quantized weights under fp32 activations, as llama.cpp's default f16 cache, else dtype."""
         from . import loader
 
         _check_checkpoint_dir(path)
         dtype, prefill_chunk = _dtype(dtype), _prefill_chunk(prefill_chunk)
+        kv_dtype = None if kv_dtype is None else _dtype(kv_dtype)
         cfg = Lfm2Config.from_pretrained(path)
         saved = loader.quantized_format(path)
         if saved is not None:
@@ -235,13 +272,14 @@ class Lfm2ForCausalLM(nn.Module):
             model = cls._build(cfg, raw, backend, dtype, torch.device(device), pack_weights, quantize,
                                loader.release_pages)
         loader.release_heap()
-        model.source, model.prefill_chunk = path, prefill_chunk
+        model.source, model.prefill_chunk, model.kv_dtype = path, prefill_chunk, kv_dtype
         return model
 
     @classmethod
     def random(cls, cfg: Lfm2Config | None = None, *, backend: str = "kernels", dtype=torch.bfloat16,
-               device="cpu", seed: int = 0, pack_weights: bool | None = None,
-               quantize: str | None = None, prefill_chunk: int | None = PREFILL_CHUNK) -> "Lfm2ForCausalLM":
+               device="cpu", seed: int = 0, pack_weights: bool | None = None, quantize: str | None = None,
+               prefill_chunk: int | None = PREFILL_CHUNK,
+               kv_dtype: torch.dtype | str | None = None) -> "Lfm2ForCausalLM":
         """The LFM2.5-350M shapes (or cfg) with random weights, for timing without a download; the keywords as
         from_pretrained's."""
         from . import loader
@@ -249,7 +287,7 @@ class Lfm2ForCausalLM(nn.Module):
         cfg, prefill_chunk = cfg or Lfm2Config.lfm25_350m(), _prefill_chunk(prefill_chunk)
         model = cls._build(cfg, loader.random_weights(cfg, seed), backend, _dtype(dtype), torch.device(device),
                            pack_weights, quantize)
-        model.prefill_chunk = prefill_chunk
+        model.prefill_chunk, model.kv_dtype = prefill_chunk, kv_dtype
         return model
 
     @classmethod
@@ -346,7 +384,8 @@ class Lfm2ForCausalLM(nn.Module):
         """Allocate the conv states and KV caches once for up to max_batch sequences of max_seq tokens."""
         self._decode_step.reset()   # the captured steps point into the old caches
         self.caches = None          # freed before the new ones are allocated: never both in memory
-        self.caches = Caches(self.config, max_batch, max_seq, self.dtype, self.device, paged, block_size)
+        self.caches = Caches(self.config, max_batch, max_seq, self.dtype, self.kv_dtype, self.device, paged,
+                             block_size)
 
     def decode_graphs(self) -> dict[int, CpuGraph]:
         """Batch size -> the captured graph of the decode step (CpuGraph.profile times each launch)."""
@@ -362,9 +401,11 @@ class Lfm2ForCausalLM(nn.Module):
 
     def _blocks(self, h: Tensor, step: Step) -> Tensor:
         """The blocks and the final norm: h [N, D] -> [N, D]."""
-        x, residual = h, None
+        stream = [h, None]
+        del h
         for block in self.layers:
-            x, residual = block(x, residual, step)
+            stream = block(stream, step)
+        x, residual = stream
         return self.ops.rms_norm(x, self.norm, self.config.norm_eps, residual=residual)[0]
 
     def _prefill(self, tokens: Tensor, lens: list[int], rows: Tensor, last_only: bool) -> Tensor:
@@ -393,6 +434,10 @@ class Lfm2ForCausalLM(nn.Module):
                         lens=counts, keys=keys,
                         continued=torch.tensor([s > 0 for s in starts], dtype=torch.bool, device=dev))
             n = self._blocks(self._embed(tokens[a:b]), step)
+            # NOTE: the piece's activations are freed by now, but glibc keeps their pages, and the next piece's
+            # buffers land on them only in part: over a prefill the heap's resident pages would grow to about
+            # twice what a piece has live at once. Trimmed, the next piece touches fresh pages where it needs them.
+            release_heap()
             if last_only:   # the hidden rows of the sequences that end in this piece
                 last.append(n[[firsts[i] + lens[i] - 1 - a for i in seqs if firsts[i] + lens[i] <= b]])
                 continue

@@ -2,7 +2,8 @@
 // One split of one sequence (gqa_decode/common.h), in blocks of kBlock tokens: scores of the block (token rows
 // read front to back, each KV head's K dotted with its G queries), one vector exp per block and query head
 // (online softmax), then the V rows front to back, accumulated into the G outputs of each head. head_dim HD
-// is a multiple of 32, so of S::kLanes.
+// is a multiple of 32, so of S::kLanes. The rows are loaded as the caches' dtype CDT (q's DT, or 16-bit under
+// fp32 q) into fp32 vectors.
 #include <cmath>
 #include <numeric>
 
@@ -35,24 +36,25 @@ typename S::F exp_nonpositive(typename S::F x) {
   return S::scale_pow2(poly, n);
 }
 
-template <class S, DType DT, int HD>
+template <class S, DType DT, DType CDT, int HD>
 Status gqa_decode(const GqaDecodeParams& p) {
   using T = typename Storage<DT>::T;
+  using CT = typename Storage<CDT>::T;   // the caches'
   constexpr int L = S::kLanes, kBlock = 2 * L, kV = HD / L;
   const GqaCacheView cache{p};
   const int64_t Hq = p.n_q_heads, Hkv = p.n_kv_heads, G = Hq / Hkv;
   const int64_t head_stride = p.cache_head_stride, token_stride = p.cache_token_stride;
   const float scale = float(p.scale);
   // NOTE: software prefetch kBlock rows ahead, one row per row consumed: the hardware streams stop at 4 KiB
-  // pages, and a bf16 row of the LFM2 shape is 1 KiB (fp32 2 KiB)
-  const int64_t row_bytes = ((Hkv - 1) * head_stride + HD) * int64_t(sizeof(T));
-  const auto prefetch_row = [row_bytes](const T* row) {
+  // pages, and a 16-bit row of the LFM2 shape is 1 KiB (fp32 2 KiB)
+  const int64_t row_bytes = ((Hkv - 1) * head_stride + HD) * int64_t(sizeof(CT));
+  const auto prefetch_row = [row_bytes](const CT* row) {
     const char* c = reinterpret_cast<const char*>(row);
     for (int64_t o = 0; o < row_bytes; o += 64) __builtin_prefetch(c + o, 0, 3);
   };
   return gqa_decode_drive<DT>(p, [&](int64_t b, int64_t t0, int64_t t1, GqaPartial out) {
-    const T* kc = static_cast<const T*>(p.k_cache);
-    const T* vc = static_cast<const T*>(p.v_cache);
+    const CT* kc = static_cast<const CT*>(p.k_cache);
+    const CT* vc = static_cast<const CT*>(p.v_cache);
     // scaled queries [Hq][HD]; scores, then probabilities, of one block [Hq][kBlock]
     Scratch<float> qs(Hq * HD), sc(Hq * kBlock);
     for (int64_t h = 0; h < Hq; ++h) {
@@ -69,11 +71,11 @@ Status gqa_decode(const GqaDecodeParams& p) {
       tb += nb;
       // 1. scores: token rows front to back, each KV head's K read once for its G query heads
       for (int i = 0; i < nb; ++i) {
-        const T* row = kc + base + i * token_stride;
+        const CT* row = kc + base + i * token_stride;
         if (i + kBlock < run) prefetch_row(row + kBlock * token_stride);
         for (int64_t kh = 0; kh < Hkv; ++kh) {
           typename S::F kv[kV];
-          for (int j = 0; j < kV; ++j) kv[j] = S::template load<DT>(row + kh * head_stride + j * L);
+          for (int j = 0; j < kV; ++j) kv[j] = S::template load<CDT>(row + kh * head_stride + j * L);
           for (int64_t h = kh * G; h < (kh + 1) * G; ++h) {
             const float* q = &qs[h * HD];
             auto d = S::mul(kv[0], S::loadf(q));
@@ -109,11 +111,11 @@ Status gqa_decode(const GqaDecodeParams& p) {
       }
       // 3. values: token rows front to back, each KV head's V read once for its G query heads
       for (int i = 0; i < nb; ++i) {
-        const T* row = vc + base + i * token_stride;
+        const CT* row = vc + base + i * token_stride;
         if (i + kBlock < run) prefetch_row(row + kBlock * token_stride);
         for (int64_t kh = 0; kh < Hkv; ++kh) {
           typename S::F vv[kV];
-          for (int j = 0; j < kV; ++j) vv[j] = S::template load<DT>(row + kh * head_stride + j * L);
+          for (int j = 0; j < kV; ++j) vv[j] = S::template load<CDT>(row + kh * head_stride + j * L);
           for (int64_t h = kh * G; h < (kh + 1) * G; ++h) {
             const auto pr = S::set1(sc[h * kBlock + i]);
             float* acc = out.acc + h * HD;
@@ -130,8 +132,8 @@ Status gqa_decode(const GqaDecodeParams& p) {
 namespace lfm25::cpu::LFM25_SIMD_ISA {
 
 Status gqa_decode(const GqaDecodeParams& p) {
-  return LFM25_DTYPE_SWITCH(p.dtype, DT, [&] {
-    return LFM25_HEAD_DIM_SWITCH(p.head_dim, HD, [&] { return simd::gqa_decode<Vec, DT, HD>(p); });
+  return LFM25_KV_DTYPE_SWITCH(p.dtype, p.cache_dtype, DT, CDT, [&] {
+    return LFM25_HEAD_DIM_SWITCH(p.head_dim, HD, [&] { return simd::gqa_decode<Vec, DT, CDT, HD>(p); });
   });
 }
 

@@ -11,12 +11,13 @@
 
 namespace lfm25::cpu::simd {
 
-template <class S, DType DT, int HD>
+template <class S, DType DT, DType CDT, int HD>
 Status qk_norm_rope_append(const QkNormRopeAppendParams& p) {
   using T = typename Storage<DT>::T;
   constexpr int L = S::kLanes, kHalf = HD / 2;
   static_assert(kHalf % L == 0, "head_dim / 2 must be a multiple of the vector width");
-  const auto norm_rope = [&](const T* src, T* dst, const float* w, const float* cs, const float* sn) {
+  const auto norm_rope = [&](auto out, const T* src, auto* dst, const float* w, const float* cs, const float* sn) {
+    constexpr DType O = decltype(out)::value;
     typename S::F v[HD / L];
     auto ss = S::zero();
     for (int i = 0; i < HD / L; ++i) v[i] = S::template load<DT>(src + i * L), ss = S::fma(v[i], v[i], ss);
@@ -24,11 +25,11 @@ Status qk_norm_rope_append(const QkNormRopeAppendParams& p) {
     for (int i = 0; i < HD / L; ++i) v[i] = S::mul(S::loadf(w + i * L), S::mul(v[i], r));
     for (int i = 0; i < kHalf / L; ++i) {
       const auto lo = v[i], hi = v[i + kHalf / L], c = S::loadf(cs + i * L), s = S::loadf(sn + i * L);
-      S::template store<DT>(dst + i * L, S::fnma(hi, s, S::mul(lo, c)));
-      S::template store<DT>(dst + kHalf + i * L, S::fma(lo, s, S::mul(hi, c)));
+      S::template store<O>(dst + i * L, S::fnma(hi, s, S::mul(lo, c)));
+      S::template store<O>(dst + kHalf + i * L, S::fma(lo, s, S::mul(hi, c)));
     }
   };
-  return qk_norm_rope_append_drive<DT, HD>(p, norm_rope);
+  return qk_norm_rope_append_drive<DT, CDT, HD>(p, norm_rope);
 }
 
 }  // namespace lfm25::cpu::simd
@@ -36,8 +37,8 @@ Status qk_norm_rope_append(const QkNormRopeAppendParams& p) {
 namespace lfm25::cpu::LFM25_SIMD_ISA {
 
 Status qk_norm_rope_append(const QkNormRopeAppendParams& p) {
-  return LFM25_DTYPE_SWITCH(p.dtype, DT, [&] {
-    return LFM25_HEAD_DIM_SWITCH(p.head_dim, HD, [&] { return simd::qk_norm_rope_append<Vec, DT, HD>(p); });
+  return LFM25_KV_DTYPE_SWITCH(p.dtype, p.cache_dtype, DT, CDT, [&] {
+    return LFM25_HEAD_DIM_SWITCH(p.head_dim, HD, [&] { return simd::qk_norm_rope_append<Vec, DT, CDT, HD>(p); });
   });
 }
 

@@ -94,6 +94,8 @@ LFM25_DEFINE_PARAMS(ShortConvUpdateParams, LFM25_SHORT_CONV_UPDATE_FIELDS)
 
 // qk_norm_rope_append: q_out = rope(rmsnorm(q)); k_cache/v_cache[slot] = rope(rmsnorm(k)), v.
 // Caches [n_blocks, block_size, Hkv, d]; slot = block * block_size + offset (contiguous caches: block = batch row).
+// The caches are stored as cache_dtype: dtype, or kF16 / kBF16 under kF32 activations (half the memory, as
+// llama.cpp's f16 cache); k is rounded once, from fp32 to cache_dtype, and v converted.
 #define LFM25_QK_NORM_ROPE_APPEND_FIELDS(F)                                                               \
   F(const void*, q) F(const void*, k) F(const void*, v)       /* [N, H, d] */                             \
   F(void*, q_out)                                             /* [N, Hq, d] contiguous */                 \
@@ -113,11 +115,13 @@ LFM25_DEFINE_PARAMS(ShortConvUpdateParams, LFM25_SHORT_CONV_UPDATE_FIELDS)
   F(int64_t, n_blocks) F(int64_t, block_size)                                                             \
   F(double, eps)                                                                                          \
   F(DType, dtype) F(DType, weight_dtype)                                                                  \
+  F(DType, cache_dtype)           /* k_cache, v_cache: dtype, or kF16 / kBF16 when dtype is kF32 */       \
   F(int32_t, num_threads)
-LFM25_DEFINE_PADDED_PARAMS(QkNormRopeAppendParams, LFM25_QK_NORM_ROPE_APPEND_FIELDS)
+LFM25_DEFINE_PARAMS(QkNormRopeAppendParams, LFM25_QK_NORM_ROPE_APPEND_FIELDS)
 
 // gqa_decode: out[b, h] = softmax(scale * q[b, h] . K[b, h/G]^T) V[b, h/G] over seq_lens[b] cached tokens.
 // Without block_table (block_table_given = 0): contiguous cache, sequence b owns block b and block_size = L_max.
+// The caches are stored as cache_dtype (qk_norm_rope_append's rule), read into fp32.
 #define LFM25_GQA_DECODE_FIELDS(F)                                                            \
   F(const void*, q)                /* [B, Hq, d] */                                           \
   F(void*, out)                    /* [B, Hq, d] contiguous */                                \
@@ -131,9 +135,10 @@ LFM25_DEFINE_PADDED_PARAMS(QkNormRopeAppendParams, LFM25_QK_NORM_ROPE_APPEND_FIE
   F(int64_t, n_blocks) F(int64_t, block_size) F(int64_t, max_blocks)                          \
   F(double, scale)                                                                            \
   F(int32_t, block_table_given)                                                               \
-  F(DType, dtype)                                                                             \
+  F(DType, dtype)                  /* q, out */                                               \
+  F(DType, cache_dtype)            /* k_cache, v_cache */                                     \
   F(int32_t, num_threads)
-LFM25_DEFINE_PADDED_PARAMS(GqaDecodeParams, LFM25_GQA_DECODE_FIELDS)
+LFM25_DEFINE_PARAMS(GqaDecodeParams, LFM25_GQA_DECODE_FIELDS)
 
 // rms_norm: y = w * x / rms(x); with residual: h = x + residual (rounded), y = w * h / rms(h), residual_out = h.
 #define LFM25_RMS_NORM_FIELDS(F)                                                \

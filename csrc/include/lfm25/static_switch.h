@@ -26,6 +26,20 @@
     return ::lfm25::Status::kUnsupportedDType;                      \
   }()
 
+// The activations' dtype and the KV caches' (ops.h, qk_norm_rope_append): both the same, or fp32 activations
+// over a fp16 or bf16 cache.
+#define LFM25_KV_DTYPE_SWITCH(DTYPE_VALUE, CACHE_DTYPE_VALUE, NAME, CACHE_NAME, ...)         \
+  [&]() -> ::lfm25::Status {                                                                 \
+    if ((DTYPE_VALUE) == (CACHE_DTYPE_VALUE))                                                \
+      return LFM25_DTYPE_SWITCH(DTYPE_VALUE, NAME, [&] {                                     \
+        constexpr ::lfm25::DType CACHE_NAME = NAME;                                          \
+        return __VA_ARGS__();                                                                \
+      });                                                                                    \
+    if ((DTYPE_VALUE) != ::lfm25::DType::kF32) return ::lfm25::Status::kUnsupportedDType;   \
+    constexpr ::lfm25::DType NAME = ::lfm25::DType::kF32;                                    \
+    return LFM25_DTYPE_SWITCH(CACHE_DTYPE_VALUE, CACHE_NAME, __VA_ARGS__);                   \
+  }()
+
 #define LFM25_WIDTH_SWITCH(WIDTH_VALUE, NAME, ...)                  \
   [&]() -> ::lfm25::Status {                                        \
     switch (WIDTH_VALUE) {                                          \
