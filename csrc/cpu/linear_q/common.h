@@ -164,27 +164,34 @@ void linear_q_tile(const QuantizedX& xq, int64_t m0, const uint8_t* w, int64_t g
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) sum[i][v] = c;
     }
+    // The group's bytes in the order they lie (block 0's quads, then block 1's): at one row of x the loads
+    // go out in program order, and a back-and-forth between the blocks keeps the prefetchers from running ahead.
     const uint8_t* wg = w + g * TGB;
-    if constexpr (FMT == QuantFormat::kInt8) {
+#pragma GCC unroll 2
+    for (int b = 0; b < 2; ++b) {
+      if constexpr (FMT == QuantFormat::kInt8) {
 #pragma GCC unroll 8
-      for (int q = 0; q < 8; ++q)
+        for (int q = 0; q < 8; ++q)
 #pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) {
-          const auto wv = Q::load8(wg + (v / V) * GB + q * 64 + (v % V) * 4 * Q::kLanes);
+          for (int u = 0; u < V; ++u) {
+            const int v = b * V + u;
+            const auto wv = Q::load8(wg + b * GB + q * 64 + u * 4 * Q::kLanes);
 #pragma GCC unroll 8
-          for (int i = 0; i < MR; ++i) sum[i][v] = Q::template dot<FMT>(sum[i][v], wv, x[i] + 4 * q);
-        }
-    } else {
+            for (int i = 0; i < MR; ++i) sum[i][v] = Q::template dot<FMT>(sum[i][v], wv, x[i] + 4 * q);
+          }
+      } else {
 #pragma GCC unroll 4
-      for (int q = 0; q < 4; ++q)
+        for (int q = 0; q < 4; ++q)
 #pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) {
-          typename Q::W lo, hi;
-          Q::load4(wg + (v / V) * GB + q * 64 + (v % V) * 4 * Q::kLanes, lo, hi);
+          for (int u = 0; u < V; ++u) {
+            const int v = b * V + u;
+            typename Q::W lo, hi;
+            Q::load4(wg + b * GB + q * 64 + u * 4 * Q::kLanes, lo, hi);
 #pragma GCC unroll 8
-          for (int i = 0; i < MR; ++i)
-            sum[i][v] = Q::template dot<FMT>(Q::template dot<FMT>(sum[i][v], lo, x[i] + 8 * q), hi, x[i] + 8 * q + 4);
-        }
+            for (int i = 0; i < MR; ++i)
+              sum[i][v] = Q::template dot<FMT>(Q::template dot<FMT>(sum[i][v], lo, x[i] + 8 * q), hi, x[i] + 8 * q + 4);
+          }
+      }
     }
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
