@@ -254,7 +254,7 @@ def _packed(format: str, N: int, K: int, gated: bool, rows_of) -> QuantizedWeigh
             q, d = (torch.nn.functional.pad(t, pad) for t in rows_of(part, r0, r1))
             block = 2 * torch.arange(b0, b1) + part if gated else torch.arange(b0, b1)
             codes[block // 2, block % 2] = _pack_codes(q, format)
-            scales[block // 2, block % 2] = d.view(-1, _BLOCK, G).permute(0, 2, 1).to(torch.float16)
+            scales[block // 2, block % 2] = d.view(-1, _BLOCK, G).permute(0, 2, 1)
     return QuantizedWeight(data, format, N, K, gated)
 
 
