@@ -22,6 +22,11 @@
 //   XGroup                             optional: quantize_row's group in vectors (see ScalarGroup)
 // Each thread takes a contiguous range of tiles (2 blocks: 32 rows, or 16 rows with their gate); for M > MR
 // the range is cut into chunks of about 256 KiB of codes that stay in L2 while every MR-row tile of x passes.
+// The first row pass over a range streams its int8 weights from memory; there each group asks for the bytes
+// kPrefetchAhead further on into L2 (prefetcht1, the range's own bytes only): a core keeps more lines in
+// flight so, where the hardware prefetchers alone fall behind int8's one load per multiply-add, most of all
+// when other cores contend for memory. q4 does not: its unpacking between the loads leaves the hardware
+// prefetchers time, and prefetch instructions there only take issue slots (slower when measured).
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -141,9 +146,14 @@ void quantize_x(const LinearQParams& p, QuantizedX& q) {
                });
 }
 
-// out[i * 32 + j]: the fp32 sums of the MR rows of x from m0 against the 32 rows of the tile at w.
+template <QuantFormat FMT>
+constexpr int64_t kPrefetchAhead = FMT == QuantFormat::kInt8 ? 16 << 10 : 0;
+
+// out[i * 32 + j]: the fp32 sums of the MR rows of x from m0 against the 32 rows of the tile at w. `streamed`:
+// the bytes from w to the end of the range being streamed from memory (0 when the tile is in cache).
 template <class Q, QuantFormat FMT, int MR>
-void linear_q_tile(const QuantizedX& xq, int64_t m0, const uint8_t* w, int64_t groups, float* out) {
+void linear_q_tile(const QuantizedX& xq, int64_t m0, const uint8_t* w, int64_t groups, float* out,
+                   int64_t streamed) {
   constexpr int V = kQBlockRows / Q::kLanes;   // vectors per block
   constexpr int NV = 2 * V;
   constexpr int64_t GB = q_group_bytes(FMT), TGB = q_tile_group_bytes(FMT);
@@ -167,6 +177,10 @@ void linear_q_tile(const QuantizedX& xq, int64_t m0, const uint8_t* w, int64_t g
     // The group's bytes in the order they lie (block 0's quads, then block 1's): at one row of x the loads
     // go out in program order, and a back-and-forth between the blocks keeps the prefetchers from running ahead.
     const uint8_t* wg = w + g * TGB;
+    if constexpr (kPrefetchAhead<FMT> > 0)
+      if (g * TGB + kPrefetchAhead<FMT> + TGB <= streamed)
+#pragma GCC unroll 32
+        for (int64_t l = 0; l < TGB; l += 64) __builtin_prefetch(wg + kPrefetchAhead<FMT> + l, 0, 2);
 #pragma GCC unroll 2
     for (int b = 0; b < 2; ++b) {
       if constexpr (FMT == QuantFormat::kInt8) {
@@ -215,11 +229,11 @@ template <class Q>
 struct HasTile<Q, std::void_t<decltype(&Q::template tile<QuantFormat::kInt8, 1>)>> : std::true_type {};
 
 template <class Q, QuantFormat FMT, int MR>
-void run_tile(const QuantizedX& xq, int64_t m0, const uint8_t* w, int64_t groups, float* out) {
+void run_tile(const QuantizedX& xq, int64_t m0, const uint8_t* w, int64_t groups, float* out, int64_t streamed) {
   if constexpr (HasTile<Q>::value)
     Q::template tile<FMT, MR>(xq, m0, w, groups, out);
   else
-    linear_q_tile<Q, FMT, MR>(xq, m0, w, groups, out);
+    linear_q_tile<Q, FMT, MR>(xq, m0, w, groups, out, streamed);
 }
 
 template <class Q, DType DT, QuantFormat FMT, int MR_MAX>
@@ -244,11 +258,12 @@ Status linear_q_run(const LinearQParams& p) {
         const int mr = next_mr(MR_MAX, M - m0);
         for (int64_t t = c0; t < c1; ++t) {
           const uint8_t* w = W + t * tile_bytes;
+          const int64_t streamed = m0 == 0 ? (t1 - t) * tile_bytes : 0;   // the first pass over the chunk
           switch (mr) {
-            case 8: if constexpr (MR_MAX >= 8) run_tile<Q, FMT, 8>(xq, m0, w, groups, out); break;
-            case 4: if constexpr (MR_MAX >= 4) run_tile<Q, FMT, 4>(xq, m0, w, groups, out); break;
-            case 2: if constexpr (MR_MAX >= 2) run_tile<Q, FMT, 2>(xq, m0, w, groups, out); break;
-            default: run_tile<Q, FMT, 1>(xq, m0, w, groups, out); break;
+            case 8: if constexpr (MR_MAX >= 8) run_tile<Q, FMT, 8>(xq, m0, w, groups, out, streamed); break;
+            case 4: if constexpr (MR_MAX >= 4) run_tile<Q, FMT, 4>(xq, m0, w, groups, out, streamed); break;
+            case 2: if constexpr (MR_MAX >= 2) run_tile<Q, FMT, 2>(xq, m0, w, groups, out, streamed); break;
+            default: run_tile<Q, FMT, 1>(xq, m0, w, groups, out, streamed); break;
           }
           const int64_t n0 = t * H;
           const int h = int(std::min<int64_t>(H, N - n0));
