@@ -98,13 +98,27 @@ def test_forward_returns_every_position_in_pieces(tmp_path, dtype):
 def test_prefill_chunk_is_checked(tmp_path):
     _, path = make_checkpoint(tmp_path, "h96-g1-k3")
     model = Lfm2ForCausalLM.from_pretrained(path, prefill_chunk=0)
-    assert model.prefill_chunk is None and Lfm2ForCausalLM.from_pretrained(path).prefill_chunk == 256
-    for bad, exc in (("256", TypeError), (2.0, TypeError), (True, TypeError), (-1, ValueError)):
-        with pytest.raises(exc, match="prefill_chunk must be None or an int"):
+    assert model.prefill_chunk is None
+    for bad, exc in (("256", TypeError), ("AUTO", TypeError), (2.0, TypeError), (True, TypeError),
+                     (-1, ValueError)):
+        with pytest.raises(exc, match="prefill_chunk must be 'auto', None or an int"):
             model.prefill_chunk = bad
-        with pytest.raises(exc, match="prefill_chunk must be None or an int"):
+        with pytest.raises(exc, match="prefill_chunk must be 'auto', None or an int"):
             Lfm2ForCausalLM.from_pretrained(path, prefill_chunk=bad)
     assert model.prefill_chunk is None
+
+
+def test_prefill_chunk_auto_holds_the_same_bytes_of_activations(tmp_path):
+    """"auto", the default: 256 tokens under 16-bit activations, 128 under fp32 (quantized weights too)."""
+    _, path = make_checkpoint(tmp_path, "h96-g1-k3")
+    for kw, chunk in ((dict(dtype=torch.bfloat16), 256), (dict(dtype=torch.float16), 256),
+                      (dict(dtype=torch.float32), 128), (dict(dtype=torch.float32, quantize="int8"), 128)):
+        model = Lfm2ForCausalLM.from_pretrained(path, **kw)
+        assert model.prefill_chunk == chunk, kw
+        model.prefill_chunk = 7
+        model.prefill_chunk = "auto"
+        assert model.prefill_chunk == chunk, kw
+    assert Lfm2ForCausalLM.random(model.config, dtype=torch.bfloat16).prefill_chunk == 256
 
 
 def test_generate_frees_the_old_caches_before_allocating_larger_ones(tmp_path, monkeypatch):

@@ -27,7 +27,9 @@ from .loader import release_heap
 
 # Prompt tokens a prefill runs through all the blocks at a time (Lfm2ForCausalLM.prefill_chunk): a layer's
 # activations are then those of this many tokens, not of the whole prompt batch, and the projections still
-# get enough rows to run at their full rate (llama.cpp's n_ubatch bounds its batches the same way).
+# get enough rows to run at their full rate (llama.cpp's n_ubatch bounds its batches the same way). This many
+# under 16-bit activations; "auto" takes half under fp32 (quantized weights run fp32 activations): the same
+# bytes of activations, a smaller peak where memory is what the weights were quantized to save.
 PREFILL_CHUNK = 256
 
 _DTYPE_NAMES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
@@ -58,13 +60,15 @@ def _kv_dtype(kv_dtype, dtype: torch.dtype, quantized: bool) -> torch.dtype:
     return kv_dtype
 
 
-def _prefill_chunk(value) -> int | None:
-    """A prefill_chunk checked, 0 read as None."""
+def _prefill_chunk(value, dtype: torch.dtype) -> int | None:
+    """A prefill_chunk checked: "auto" read as the default under activations of dtype, 0 as None."""
+    if isinstance(value, str) and value == "auto":
+        return PREFILL_CHUNK * 2 // dtype.itemsize
     if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-        raise TypeError(f"Lfm2ForCausalLM: prefill_chunk must be None or an int, got {type(value).__name__}")
+        raise TypeError(f"Lfm2ForCausalLM: prefill_chunk must be 'auto', None or an int, got {value!r}")
     if value is not None and value < 0:
-        raise ValueError(f"Lfm2ForCausalLM: prefill_chunk must be None or an int >= 0 (0 or None: no chunking), got "
-                         f"{value}")
+        raise ValueError(f"Lfm2ForCausalLM: prefill_chunk must be 'auto', None or an int >= 0 (0 or None: no "
+                         f"chunking), got {value}")
     return value or None
 
 
@@ -208,7 +212,7 @@ class Lfm2ForCausalLM(nn.Module):
         self.quantized: str | None = None   # the weights' format, set by _build
         self.named_weights: dict = {}       # checkpoint name -> projection or tensor, set by _build
         self.source: str | None = None      # the checkpoint's directory
-        self.prefill_chunk = PREFILL_CHUNK
+        self.prefill_chunk = "auto"
         self._kv_dtype = norm.dtype
 
     @property
@@ -217,8 +221,10 @@ class Lfm2ForCausalLM(nn.Module):
         return self._prefill_chunk
 
     @prefill_chunk.setter
-    def prefill_chunk(self, value: int | None) -> None:
-        self._prefill_chunk = _prefill_chunk(value)
+    def prefill_chunk(self, value: int | str | None) -> None:
+        """An int, None or 0 (all at once), or "auto": PREFILL_CHUNK tokens under 16-bit activations, half under
+        fp32."""
+        self._prefill_chunk = _prefill_chunk(value, self.dtype)
 
     @property
     def kv_dtype(self) -> torch.dtype:
@@ -238,7 +244,7 @@ class Lfm2ForCausalLM(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str, *, backend: str = "kernels", dtype: torch.dtype | None = None,
                         device: str | torch.device = "cpu", pack_weights: bool | None = None,
-                        quantize: str | None = None, prefill_chunk: int | None = PREFILL_CHUNK,
+                        quantize: str | None = None, prefill_chunk: int | str | None = "auto",
                         kv_dtype: torch.dtype | str | None = None) -> "Lfm2ForCausalLM":
         """path: a local checkpoint directory (config.json and model.safetensors, as Hugging Face saves them).
         dtype: torch.float32, torch.float16 or torch.bfloat16 (or "fp32", "fp16", "bf16"); None keeps the
@@ -249,14 +255,16 @@ class Lfm2ForCausalLM(nn.Module):
         time, letting go of the checkpoint's pages as it goes (lfm25_kernels.quantize_weight; docs/DESIGN.md
         section 4 has the formats). A checkpoint written by save_quantized() loads as it was saved, without the
         original (quantize: None or its format). prefill_chunk: the most prompt tokens a prefill runs through
-        the blocks at a time, which bounds its activations' memory (None or 0: all at once); the logits are the
-        same either way, up to rounding (attention's sums, and torch's GEMM for unquantized weights).
+        the blocks at a time, which bounds its activations' memory (None or 0: all at once; "auto": 256 under
+        16-bit activations, 128 under fp32, the same bytes); the logits are the same either way, up to rounding
+        (attention's sums, and torch's GEMM for unquantized weights).
         kv_dtype: the KV caches' dtype, dtype's or (under fp32 activations) torch.float16 or torch.bfloat16; None
         takes fp16 for quantized weights under fp32 activations, as llama.cpp's default f16 cache, else dtype."""
         from . import loader
 
         _check_checkpoint_dir(path)
-        dtype, prefill_chunk = _dtype(dtype), _prefill_chunk(prefill_chunk)
+        dtype = _dtype(dtype)
+        _prefill_chunk(prefill_chunk, torch.float32)   # checked before the load
         kv_dtype = None if kv_dtype is None else _dtype(kv_dtype)
         cfg = Lfm2Config.from_pretrained(path)
         saved = loader.quantized_format(path)
@@ -278,13 +286,14 @@ class Lfm2ForCausalLM(nn.Module):
     @classmethod
     def random(cls, cfg: Lfm2Config | None = None, *, backend: str = "kernels", dtype=torch.bfloat16,
                device="cpu", seed: int = 0, pack_weights: bool | None = None, quantize: str | None = None,
-               prefill_chunk: int | None = PREFILL_CHUNK,
+               prefill_chunk: int | str | None = "auto",
                kv_dtype: torch.dtype | str | None = None) -> "Lfm2ForCausalLM":
         """The LFM2.5-350M shapes (or cfg) with random weights, for timing without a download; the keywords as
         from_pretrained's."""
         from . import loader
 
-        cfg, prefill_chunk = cfg or Lfm2Config.lfm25_350m(), _prefill_chunk(prefill_chunk)
+        cfg = cfg or Lfm2Config.lfm25_350m()
+        _prefill_chunk(prefill_chunk, torch.float32)   # checked before the build
         model = cls._build(cfg, loader.random_weights(cfg, seed), backend, _dtype(dtype), torch.device(device),
                            pack_weights, quantize)
         model.prefill_chunk, model.kv_dtype = prefill_chunk, kv_dtype
