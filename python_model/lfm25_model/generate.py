@@ -124,8 +124,12 @@ def _check_options(max_new_tokens, temperature, top_k, top_p, eos_token_id, seed
 
 
 def _sample(logits: Tensor, temperature: float, top_k, top_p, gen) -> Tensor:
-    if temperature <= 0:
-        return logits.max(-1).indices   # the first maximum, like argmax, and faster in bf16
+    if temperature <= 0:   # the first maximum (a NaN counts as one)
+        # on the CPU numpy's argmax: torch's max with indices over a vocabulary's row takes a visible share of a
+        # decode step; a bf16 row is widened, exactly, for numpy
+        if logits.device.type == "cpu":
+            return torch.from_numpy(logits.float().numpy().argmax(-1))
+        return logits.max(-1).indices
     probs = (logits.float() / temperature).softmax(-1)
     if top_k:
         kth = probs.topk(min(top_k, probs.shape[-1]), dim=-1).values[..., -1:]
